@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# nvme-vfio-pci: top-level entry points.
+#
+#   make            build nvme-vfio-pci.ko (against KDIR, default: the rig's kernel)
+#   make check      build everything, lint, boot the rig, run KUnit + kselftests
+#   make demo       boot the rig and show the PF/VF topology and Identify results
+#   make shell      boot the rig with a shell on the serial console
+#   make lint       checkpatch --strict, W=1 and sparse on the kernel code
+#   make clean
+#
+# Builds are cached in $${XDG_CACHE_HOME:-~/.cache}/nvme-vfio-pci.
+
+SHELL := /bin/bash
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+.PHONY: all module check demo shell lint clean
+
+all: module
+
+module:
+	@if [ -z "$(KDIR)" ]; then \
+		bash $(ROOT)/scripts/deps.sh && \
+		kdir=$$(bash $(ROOT)/scripts/build-kernel.sh) && \
+		$(MAKE) -C $$kdir M=$(ROOT) modules; \
+	else \
+		$(MAKE) -C $(KDIR) M=$(ROOT) modules; \
+	fi
+
+check:
+	@bash $(ROOT)/scripts/check.sh check
+
+demo:
+	@bash $(ROOT)/scripts/check.sh demo
+
+shell:
+	@bash $(ROOT)/scripts/check.sh shell
+
+lint:
+	@bash $(ROOT)/scripts/deps.sh
+	@kdir=$$(bash $(ROOT)/scripts/build-kernel.sh) && bash $(ROOT)/scripts/lint.sh $$kdir
+
+clean:
+	@kdir=$$(ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/nvme-vfio-pci/linux-*/build 2>/dev/null | head -1); \
+	if [ -n "$$kdir" ]; then $(MAKE) -C $$kdir M=$(ROOT) clean; fi

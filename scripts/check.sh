@@ -1,0 +1,58 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# make check / make demo / make shell: build everything (cached), lint, boot
+# the rig and turn the guest's KTAP/TAP into "N passed, M failed".
+#   check.sh [check|demo|shell]
+# Environment: TESTS="vf_basic_test ..." (default all), TEST_ARGS="-t name"
+# (kselftest harness filter), RIG_TIMEOUT (seconds, default 900).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+MODE=${1:-check}
+RUNDIR=$CACHE/run-$MODE
+T0=$(date +%s)
+msg "cache: $CACHE   mode: $MODE"
+
+phase deps bash "$ROOT/scripts/deps.sh"
+phase qemu bash -c "bash '$ROOT/scripts/build-qemu.sh' >'$CACHE/.qemu-path'"
+QEMU=$(cat "$CACHE/.qemu-path")
+phase kernel bash -c "bash '$ROOT/scripts/build-kernel.sh' >'$CACHE/.kdir-path'"
+KDIR=$(cat "$CACHE/.kdir-path")
+phase module bash "$ROOT/scripts/build-module.sh" "$KDIR"
+if [ "$MODE" = check ]; then
+	phase lint bash "$ROOT/scripts/lint.sh" "$KDIR"
+fi
+rm -rf "$RUNDIR"
+mkdir -p "$RUNDIR/tests"
+phase selftests bash "$ROOT/scripts/build-selftests.sh" "$KDIR" "$RUNDIR/tests"
+
+cat >"$RUNDIR/config" <<EOT
+MODE=$MODE
+TESTS="${TESTS:-}"
+TEST_ARGS="${TEST_ARGS:-}"
+EOT
+phase initramfs bash "$ROOT/scripts/mkinitramfs.sh" "$RUNDIR/initramfs.cpio" \
+	"$ROOT/drivers/vfio/pci/nvme/nvme-vfio-pci.ko" "$RUNDIR/tests" "$RUNDIR/config"
+
+KERNEL=$KDIR/arch/x86/boot/bzImage
+FW=$(dirname "$(dirname "$QEMU")")/fw
+if [ "$MODE" = shell ]; then
+	msg "guest shell: Ctrl-A X quits QEMU"
+	exec bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
+		"$RUNDIR/initramfs.cpio" "$RUNDIR" 0 interactive
+fi
+
+vm_rc=0
+RIG_APPEND="loglevel=5" phase vm bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
+	"$RUNDIR/initramfs.cpio" "$RUNDIR" "${RIG_TIMEOUT:-900}" || vm_rc=$?
+msg "console log: $RUNDIR/console.log"
+
+if [ "$MODE" = demo ]; then
+	sed -n '/RIG-TOPOLOGY-BEGIN/,/RIG-TOPOLOGY-END/p;/^VF /p;/SCID .*VID/p;/^ok /p;/^not ok /p' \
+		"$RUNDIR/console.log" | grep -v '^RIG-' | sed 's/^# *//'
+	grep -q RIG-POWEROFF "$RUNDIR/console.log" || die "guest did not finish (see console log)"
+	exit 0
+fi
+
+msg "total $(($(date +%s) - T0))s"
+exec /usr/bin/python3 "$ROOT/scripts/results.py" "$RUNDIR/console.log" "$vm_rc"

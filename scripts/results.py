@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Turn the guest console log into test results.
+
+The guest prints each suite's KTAP/TAP between
+  RIG-KTAP-BEGIN <name>   and   RIG-KTAP-END <name> [rc=N]
+Every leaf result counts once.  Skipped tests, missing results (fewer than
+the plan announced), a missing END marker, a non-zero exit status, a missing
+RIG-POWEROFF and any kernel splat in the log count as failures.
+
+Prints the TAP of every block, a per-block summary and, last, the line
+"N passed, M failed".  Exit status 0 only when M is 0 and N > 0.
+"""
+import re
+import sys
+
+RESULT = re.compile(r'^(\s*)(not ok|ok)\s+(\d+)\s*-?\s*([^#]*?)\s*(#\s*(.*))?$')
+PLAN = re.compile(r'^(\s*)1\.\.(\d+)')
+KMSG = re.compile(r'^\[\s*\d+\.\d+\]')
+SPLAT = re.compile(r'(Oops:|BUG:|KASAN:|UBSAN:|Kernel panic|'
+                   r'general protection fault|WARNING: .*(CPU|lock|possible)|'
+                   r'INFO: (possible|task .* blocked)|'
+                   r'unreferenced object|Call Trace:)')
+
+
+def parse_block(name, lines, rc):
+    """Return (passed, failed, failures[], printable lines)."""
+    passed = failed = 0
+    failures = []
+    seen = []           # indents of results since the last shallower one
+    plan_top = None
+    top_indent = None
+    top_count = 0
+    out = []
+    for line in lines:
+        out.append(line)
+        m = PLAN.match(line)
+        if m and plan_top is None:
+            plan_top = int(m.group(2))
+            top_indent = len(m.group(1))
+            continue
+        m = RESULT.match(line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        ok = m.group(2) == 'ok'
+        test = m.group(4).strip()
+        directive = (m.group(6) or '').strip()
+        leaf = not any(k > indent for k in seen)
+        seen = [k for k in seen if k < indent] + [indent]
+        if top_indent is not None and indent == top_indent:
+            top_count += 1
+        if not leaf:
+            continue
+        if directive.upper().startswith('SKIP'):
+            failed += 1
+            failures.append(f'{name}: {test} (skipped: {directive})')
+        elif ok:
+            passed += 1
+        else:
+            failed += 1
+            failures.append(f'{name}: {test}')
+    if plan_top is None:
+        failed += 1
+        failures.append(f'{name}: no TAP plan')
+    elif top_count < plan_top:
+        failed += plan_top - top_count
+        failures.append(f'{name}: {plan_top - top_count} of {plan_top} '
+                        f'planned results missing')
+    if rc is None:
+        failed += 1
+        failures.append(f'{name}: output ended without END marker (crash or timeout)')
+    elif rc != 0 and not failures:
+        failed += 1
+        failures.append(f'{name}: exit status {rc}')
+    return passed, failed, failures, out
+
+
+def main():
+    if len(sys.argv) < 2:
+        print('usage: results.py CONSOLE_LOG [QEMU_EXIT_STATUS]', file=sys.stderr)
+        return 2
+    with open(sys.argv[1], errors='replace') as f:
+        log = [l.rstrip('\r\n').replace('\r', '') for l in f]
+    qemu_rc = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+
+    total_p = total_f = 0
+    all_failures = []
+    block = None
+    lines = []
+    for line in log:
+        if line.startswith('RIG-KTAP-BEGIN '):
+            if block:
+                p, f, fl, out = parse_block(block, lines, None)
+                total_p, total_f = total_p + p, total_f + f
+                all_failures += fl
+            block = line.split()[1]
+            lines = []
+            continue
+        if block and line.startswith('RIG-KTAP-END'):
+            m = re.search(r'rc=(\d+)', line)
+            rc = int(m.group(1)) if m else 0
+            p, f, fl, out = parse_block(block, lines, rc)
+            print(f'# ---- {block}: {p} passed, {f} failed')
+            for o in out:
+                print(o)
+            total_p, total_f = total_p + p, total_f + f
+            all_failures += fl
+            block = None
+            continue
+        if block and not KMSG.match(line):
+            lines.append(line)
+    if block:
+        p, f, fl, out = parse_block(block, lines, None)
+        print(f'# ---- {block}: {p} passed, {f} failed (incomplete)')
+        for o in out:
+            print(o)
+        total_p, total_f = total_p + p, total_f + f
+        all_failures += fl
+
+    splats = [l for l in log if SPLAT.search(l)]
+    if splats:
+        total_f += 1
+        all_failures.append('kernel splat in console: ' + splats[0].strip())
+    if not any(l.startswith('RIG-POWEROFF') for l in log):
+        total_f += 1
+        all_failures.append('guest did not reach RIG-POWEROFF '
+                            f'(QEMU exit {qemu_rc}{", timeout" if qemu_rc == 124 else ""})')
+    elif qemu_rc != 0:
+        total_f += 1
+        all_failures.append(f'QEMU exit status {qemu_rc}')
+    if total_p == 0 and total_f == 0:
+        total_f += 1
+        all_failures.append('no test results at all')
+
+    for fl in all_failures:
+        print(f'FAILED: {fl}')
+    for s in splats[:40]:
+        print(f'SPLAT: {s}')
+    print(f'{total_p} passed, {total_f} failed')
+    return 0 if total_f == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

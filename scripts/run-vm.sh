@@ -1,0 +1,35 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Boot the L1 guest under TCG: q35 + VT-d, an NVMe PF with SR-IOV in an
+# nvme-subsys, a shared namespace on a raw image in the cache.
+#   run-vm.sh QEMU FWDIR KERNEL INITRD RUNDIR TIMEOUT [interactive]
+# Serial console goes to RUNDIR/console.log (or stdio when interactive);
+# the HMP monitor listens on RUNDIR/hmp.sock.  Exit status: QEMU's, or 124
+# on timeout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+qemu=$1 fw=$2 kernel=$3 initrd=$4 rundir=$5 timeout=$6 interactive=${7:-}
+mkdir -p "$rundir"
+rm -f "$rundir/nvm.img" "$rundir/hmp.sock"
+truncate -s 64M "$rundir/nvm.img"
+
+args=(
+	-L "$fw" -accel tcg -cpu max -smp 2 -m "${RIG_MEM:-2G}"
+	-machine q35,kernel-irqchip=split
+	-device intel-iommu,intremap=on,caching-mode=on
+	-nodefaults -display none -no-reboot
+	-kernel "$kernel" -initrd "$initrd"
+	-append "console=ttyS0 intel_iommu=on panic=-1 ${RIG_APPEND:-}"
+	-monitor "unix:$rundir/hmp.sock,server=on,wait=off"
+	-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1
+	-drive "file=$rundir/nvm.img,if=none,id=nvm,format=raw"
+	-device nvme-subsys,id=subsys0
+	-device "nvme,id=nvme0,bus=rp1,serial=deadbeef,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10${RIG_PF_OPTS:-}"
+	-device nvme-ns,drive=nvm,bus=nvme0,nsid=1
+)
+if [ -n "$interactive" ]; then
+	exec "$qemu" "${args[@]}" -serial mon:stdio
+fi
+exec timeout --foreground -k 10 "$timeout" "$qemu" "${args[@]}" \
+	-serial "file:$rundir/console.log" </dev/null

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vnl: PF side — find a VF's PF and VF number in sysfs, and send admin
+ * commands to the PF through the nvme driver's passthrough ioctl.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/nvme_ioctl.h>
+
+#include "vnl.h"
+
+int vnl_fail(const char *fmt, ...);
+
+static int link_base(const char *path, char *out, size_t len)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return -errno;
+	target[n] = 0;
+	snprintf(out, len, "%s", basename(target));
+	return 0;
+}
+
+/**
+ * vnl_pf_of_vf() - PF address and 1-based VF number of a VF
+ * @vf_bdf: the VF
+ * @pf_bdf: returns the PF's address
+ * @len: size of @pf_bdf
+ * @vfn: returns the VF number (virtfnN + 1)
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_pf_of_vf(const char *vf_bdf, char *pf_bdf, size_t len, int *vfn)
+{
+	char path[PATH_MAX], name[64];
+	int i;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/physfn", vf_bdf);
+	if (link_base(path, pf_bdf, len))
+		return vnl_fail("%s: not a VF", vf_bdf);
+	for (i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/virtfn%d",
+			 pf_bdf, i);
+		if (link_base(path, name, sizeof(name)))
+			break;
+		if (!strcmp(name, vf_bdf)) {
+			*vfn = i + 1;
+			return 0;
+		}
+	}
+	errno = ENOENT;
+	return vnl_fail("%s: not listed by PF %s", vf_bdf, pf_bdf);
+}
+
+/**
+ * vnl_pf_open() - open the nvme character device of a PF
+ * @pf_bdf: the PF, bound to nvme
+ *
+ * Return: file descriptor or negative errno.
+ */
+int vnl_pf_open(const char *pf_bdf)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	int fd = -ENOENT;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/nvme", pf_bdf);
+	dir = opendir(path);
+	if (!dir)
+		return vnl_fail("%s: not bound to nvme", pf_bdf);
+	while ((de = readdir(dir))) {
+		if (strncmp(de->d_name, "nvme", 4))
+			continue;
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		fd = open(path, O_RDWR);
+		if (fd < 0)
+			fd = vnl_fail("open %s", path);
+		break;
+	}
+	closedir(dir);
+	return fd;
+}
+
+/**
+ * vnl_pf_admin() - one admin command through NVME_IOCTL_ADMIN_CMD
+ * @fd: from vnl_pf_open()
+ * @opc: opcode
+ * @cdw10: CDW10
+ * @cdw11: CDW11
+ * @data: data buffer or NULL
+ * @len: its length
+ * @result: returns CQE DW0, may be NULL
+ *
+ * Return: 0, positive NVMe status (as the ioctl returns it), or negative errno.
+ */
+int vnl_pf_admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11,
+		 void *data, uint32_t len, uint32_t *result)
+{
+	struct nvme_admin_cmd cmd = {
+		.opcode = opc,
+		.addr = (uintptr_t)data,
+		.data_len = len,
+		.cdw10 = cdw10,
+		.cdw11 = cdw11,
+	};
+	int ret = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
+
+	if (ret < 0)
+		return vnl_fail("admin opcode %#x", opc);
+	if (result)
+		*result = cmd.result;
+	if (ret > 0)
+		snprintf(vnl_err, sizeof(vnl_err),
+			 "PF admin opcode %#x: status %#x", opc, ret);
+	return ret;
+}
+
+/**
+ * vnl_pf_scid() - Secondary Controller ID of a VF from Identify CNS 15h
+ * @fd: PF, from vnl_pf_open()
+ * @vfn: 1-based VF number
+ * @scid: returns the SCID
+ *
+ * Return: 0 or negative errno / positive NVMe status.
+ */
+int vnl_pf_scid(int fd, int vfn, uint16_t *scid)
+{
+	uint8_t *buf = calloc(1, 4096), *e;
+	int ret, i, n;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = vnl_pf_admin(fd, NVME_ADM_IDENTIFY, 0x15, 0, buf, 4096, NULL);
+	if (ret)
+		goto out;
+	n = buf[0] > 127 ? 127 : buf[0];
+	ret = -ENOENT;
+	for (i = 0; i < n; i++) {
+		e = buf + 32 + 32 * i;
+		if ((e[8] | e[9] << 8) == vfn) {
+			*scid = e[0] | e[1] << 8;
+			ret = 0;
+			break;
+		}
+	}
+	if (ret)
+		snprintf(vnl_err, sizeof(vnl_err), "VFN %d not in CNS 15h", vfn);
+out:
+	free(buf);
+	return ret;
+}
+
+static int cmp_bdf(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/**
+ * vnl_vfs_bound_to() - the PCI functions bound to a driver, sorted
+ * @driver: driver name
+ * @bdfs: output array
+ * @max: its size
+ *
+ * Return: how many were found.
+ */
+int vnl_vfs_bound_to(const char *driver, char bdfs[][32], int max)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s", driver);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir)) && n < max)
+		if (strchr(de->d_name, ':') && de->d_name[0] != '.')
+			snprintf(bdfs[n++], 32, "%.31s", de->d_name);
+	closedir(dir);
+	qsort(bdfs, n, 32, cmp_bdf);
+	return n;
+}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vnl: a small userspace NVMe-over-VFIO library for the vfio-nvme selftests.
+ *
+ * A device is opened through VFIO (iommufd cdev or legacy group/container),
+ * gets one DMA arena mapped at a fixed IOVA, and is driven as an NVMe
+ * controller: registers through the BAR0 region, queues in the arena.
+ */
+#ifndef VNL_H
+#define VNL_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum vnl_iommu_mode {
+	VNL_IOMMUFD,	/* /dev/vfio/devices/vfioN + /dev/iommu */
+	VNL_CONTAINER,	/* /dev/vfio/<group> + /dev/vfio/vfio, type1v2 */
+};
+
+#define VNL_MAX_IRQS	8
+#define VNL_PAGE	4096u
+
+struct vnl_dev {
+	char bdf[32];
+	enum vnl_iommu_mode mode;
+	int device_fd;
+	int iommufd;
+	int container_fd;
+	int group_fd;
+	uint32_t ioas_id;
+	uint32_t devid;
+	uint64_t cfg_off;
+	uint64_t bar0_off;
+	uint64_t bar0_size;
+	int irq_fds[VNL_MAX_IRQS];
+	int nirqs;
+	/* DMA arena, bump allocated */
+	uint8_t *dma_va;
+	uint64_t dma_iova;
+	size_t dma_size;
+	size_t dma_used;
+};
+
+/* Error text of the last failing vnl call (thread-unsafe, test use only). */
+extern char vnl_err[256];
+
+int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
+		 uint64_t iova, size_t dma_size);
+void vnl_dev_close(struct vnl_dev *d);
+int vnl_cfg_read(struct vnl_dev *d, unsigned int off, void *buf, size_t len);
+int vnl_cfg_write(struct vnl_dev *d, unsigned int off, const void *buf,
+		  size_t len);
+int vnl_cfg_find_cap(struct vnl_dev *d, uint8_t cap_id);
+uint32_t vnl_read32(struct vnl_dev *d, unsigned int off);
+uint64_t vnl_read64(struct vnl_dev *d, unsigned int off);
+void vnl_write32(struct vnl_dev *d, unsigned int off, uint32_t v);
+void vnl_write64(struct vnl_dev *d, unsigned int off, uint64_t v);
+void *vnl_dma_alloc(struct vnl_dev *d, size_t size, uint64_t *iova);
+int vnl_msix_enable(struct vnl_dev *d, int nvec);
+int vnl_irq_count(struct vnl_dev *d, int vec, int timeout_ms);
+
+/* ---- NVMe ---- */
+
+struct vnl_sqe {
+	uint8_t opc;
+	uint8_t flags;
+	uint16_t cid;
+	uint32_t nsid;
+	uint32_t cdw2;
+	uint32_t cdw3;
+	uint64_t mptr;
+	uint64_t prp1;
+	uint64_t prp2;
+	uint32_t cdw10;
+	uint32_t cdw11;
+	uint32_t cdw12;
+	uint32_t cdw13;
+	uint32_t cdw14;
+	uint32_t cdw15;
+};
+
+struct vnl_cqe {
+	uint32_t dw0;
+	uint32_t dw1;
+	uint16_t sqhd;
+	uint16_t sqid;
+	uint16_t cid;
+	uint16_t status;	/* bit 0 phase, 15:1 status field */
+};
+
+static_assert(sizeof(struct vnl_sqe) == 64, "SQE is 64 bytes");
+static_assert(sizeof(struct vnl_cqe) == 16, "CQE is 16 bytes");
+
+struct vnl_queue {
+	uint16_t qid;
+	uint16_t depth;
+	uint16_t sq_tail;
+	uint16_t cq_head;
+	uint8_t phase;
+	uint16_t next_cid;
+	struct vnl_sqe *sq;
+	struct vnl_cqe *cq;	/* written by the device: read with atomics */
+	uint64_t sq_iova;
+	uint64_t cq_iova;
+};
+
+struct vnl_ctrl {
+	struct vnl_dev *dev;
+	uint64_t cap;
+	unsigned int dstrd;
+	uint16_t cntlid;
+	uint32_t lba_size;
+	struct vnl_queue aq;
+	struct vnl_queue ioq;
+	void *buf;		/* one page for admin data */
+	uint64_t buf_iova;
+	int timeout_ms;
+};
+
+/* register offsets */
+#define NVME_REG_CAP	0x00
+#define NVME_REG_VS	0x08
+#define NVME_REG_INTMS	0x0c
+#define NVME_REG_CC	0x14
+#define NVME_REG_CSTS	0x1c
+#define NVME_REG_AQA	0x24
+#define NVME_REG_ASQ	0x28
+#define NVME_REG_ACQ	0x30
+#define NVME_REG_DB	0x1000
+
+/* opcodes */
+#define NVME_ADM_CREATE_SQ	0x01
+#define NVME_ADM_CREATE_CQ	0x05
+#define NVME_ADM_IDENTIFY	0x06
+#define NVME_ADM_SET_FEATURES	0x09
+#define NVME_ADM_VIRT_MGMT	0x1c
+#define NVME_CMD_WRITE		0x01
+#define NVME_CMD_READ		0x02
+
+/* status helpers: status field = CQE DW3 bits 31:17 */
+#define VNL_SC(st)	(((st) >> 1) & 0xff)
+#define VNL_SCT(st)	(((st) >> 9) & 0x7)
+
+int vnl_ctrl_enable(struct vnl_ctrl *c, struct vnl_dev *d, uint16_t aq_depth);
+void vnl_ctrl_disable(struct vnl_ctrl *c);
+uint64_t vnl_db_offset(struct vnl_ctrl *c, uint16_t qid, bool cq);
+void vnl_submit(struct vnl_ctrl *c, struct vnl_queue *q, struct vnl_sqe *sqe);
+int vnl_wait(struct vnl_ctrl *c, struct vnl_queue *q, struct vnl_cqe *cqe);
+int vnl_cmd(struct vnl_ctrl *c, struct vnl_queue *q, struct vnl_sqe *sqe,
+	    struct vnl_cqe *cqe);
+int vnl_identify(struct vnl_ctrl *c, uint8_t cns, uint32_t nsid, uint16_t cntid,
+		 void *out);
+int vnl_create_ioq(struct vnl_ctrl *c, uint16_t qid, uint16_t depth,
+		   bool ien, uint16_t iv);
+int vnl_rw(struct vnl_ctrl *c, uint8_t opc, uint32_t nsid, uint64_t slba,
+	   uint16_t nlb, uint64_t iova);
+
+/* ---- PF side: NVMe admin passthrough on the PF's /dev/nvmeN ---- */
+
+int vnl_pf_of_vf(const char *vf_bdf, char *pf_bdf, size_t len, int *vfn);
+int vnl_pf_open(const char *pf_bdf);
+int vnl_pf_admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11,
+		 void *data, uint32_t len, uint32_t *result);
+int vnl_pf_scid(int fd, int vfn, uint16_t *scid);
+int vnl_vfs_bound_to(const char *driver, char bdfs[][32], int max);
+
+#endif /* VNL_H */
