@@ -40,5 +40,5 @@ lint:
 	@kdir=$$(bash $(ROOT)/scripts/build-kernel.sh) && bash $(ROOT)/scripts/lint.sh $$kdir
 
 clean:
-	@kdir=$$(ls -d $${XDG_CACHE_HOME:-$$HOME/.cache}/nvme-vfio-pci/linux-*/build 2>/dev/null | head -1); \
-	if [ -n "$$kdir" ]; then $(MAKE) -C $$kdir M=$(ROOT) clean; fi
+	@kdir=$${NVME_VFIO_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/nvme-vfio-pci}/linux/build; \
+	if [ -d "$$kdir" ]; then $(MAKE) -C $$kdir M=$(ROOT) clean; fi

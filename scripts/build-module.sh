@@ -8,4 +8,6 @@ kdir=$1
 shift
 run_logged "$LOGDIR/module-build.log" make -C "$kdir" M="$ROOT" "$@" modules
 grep -E "warning:|error:" "$LOGDIR/module-build.log" && die "module build has warnings"
-[ -f "$ROOT/drivers/vfio/pci/nvme/nvme-vfio-pci.ko" ] || die "nvme-vfio-pci.ko not built"
+for m in nvme-vfio-pci nvme-vfio-pci-live-test; do
+	[ -f "$ROOT/drivers/vfio/pci/nvme/$m.ko" ] || die "$m.ko not built"
+done

@@ -27,55 +27,75 @@ fetch_sources() {
 }
 
 fetch_sources
+# RIG_QEMU_DIR: use another device model tree than qemu/ (e.g. a work copy)
+QDIR=${RIG_QEMU_DIR:-$ROOT/qemu}
 ORIG=$(ls "$SRCDIR"/qemu_10.0.*.orig.tar.* | sort -V | tail -1)
 DEBTAR=$(ls "$SRCDIR"/qemu_10.0.*.debian.tar.* | sort -V | tail -1)
 [ -f "$ORIG" ] || die "no QEMU 10.0 orig tarball in $SRCDIR"
 
 KEY=$( (basename "$ORIG"; basename "$DEBTAR"
-	hash_files "$ROOT/qemu" "$ROOT/scripts/build-qemu.sh" \
+	hash_files "$QDIR" "$ROOT/scripts/build-qemu.sh" \
 		"$ROOT/scripts/qemu-devices.mak") | sha256sum | cut -c1-16)
-OUT=$CACHE/qemu-$KEY
+# One persistent tree: a changed input re-stages the source and syncs it
+# with checksums, so only files that changed are rebuilt.
+OUT=$CACHE/qemu
 QEMU_BIN=$OUT/build/qemu-system-x86_64
+DIST=$(basename "$ORIG"):$(basename "$DEBTAR")
 
-if [ -e "$OUT/.done" ]; then
+if [ "$(cat "$OUT/.key" 2>/dev/null)" = "$KEY" ] && [ -x "$QEMU_BIN" ]; then
 	echo "$QEMU_BIN"
 	exit 0
 fi
+rm -f "$OUT/.key"
+# a different upstream source starts from scratch
+if [ "$(cat "$OUT/.dist" 2>/dev/null)" != "$DIST" ]; then
+	rm -rf "$OUT"
+fi
+mkdir -p "$OUT"
 
-rm -rf "$OUT"
-mkdir -p "$OUT/debian"
-tar xf "$ORIG" -C "$OUT"
-mv "$OUT"/qemu-10.0.* "$OUT/src"
-tar xf "$DEBTAR" -C "$OUT/debian"
-cd "$OUT/src"
+stage=$OUT/stage
+rm -rf "$stage"
+mkdir -p "$stage/debian"
+tar xf "$ORIG" -C "$stage"
+mv "$stage"/qemu-10.0.* "$stage/src"
+tar xf "$DEBTAR" -C "$stage/debian"
+cd "$stage/src"
 # The +ds tarball has the edk2 firmware blobs stripped.
-patch -s -p1 <"$OUT/debian/debian/patches/skip-unpack-edk2-blobs.patch"
+patch -s -p1 <"$stage/debian/debian/patches/skip-unpack-edk2-blobs.patch"
 
 # The project's device model: real source files, then the hook patches.
-(cd "$ROOT/qemu" && find . -type f ! -path './patches/*' ! -name '*.md' \
-	-print0 | xargs -0 -r cp --parents -t "$OUT/src")
-if [ -f "$ROOT/qemu/patches/series" ]; then
+(cd "$QDIR" && find . -type f ! -path './patches/*' ! -name '*.md' \
+	-print0 | xargs -0 -r cp --parents -t "$stage/src")
+if [ -f "$QDIR/patches/series" ]; then
 	while read -r p; do
 		case "$p" in ''|'#'*) continue ;; esac
-		patch -s -p1 --no-backup-if-mismatch <"$ROOT/qemu/patches/$p" ||
+		patch -s -p1 --no-backup-if-mismatch <"$QDIR/patches/$p" ||
 			die "QEMU patch $p does not apply"
-	done <"$ROOT/qemu/patches/series"
+	done <"$QDIR/patches/series"
 fi
 cp "$ROOT/scripts/qemu-devices.mak" configs/devices/x86_64-softmmu/rig.mak
+mkdir -p "$OUT/src"
+rsync -rlc --delete "$stage/src/" "$OUT/src/"
+cd "$OUT"
+rm -rf "$stage"
 
-mkdir -p "$OUT/build"
-cd "$OUT/build"
 export PYTHONPATH=$CACHE/pydeps/usr/lib/python3/dist-packages
-run_logged "$LOGDIR/qemu-configure.log" ../src/configure \
-	--python=$SYS_PYTHON --target-list=x86_64-softmmu \
-	--without-default-features --without-default-devices \
-	--with-devices-x86_64=rig --enable-tcg --disable-kvm \
-	--disable-docs --disable-tools --disable-guest-agent \
-	--disable-debug-info --disable-fdt --disable-install-blobs \
-	--disable-werror
-# later ninja regenerations must find meson without PYTHONPATH
-echo "$PYTHONPATH" >"$(echo pyvenv/lib/python3*/site-packages)/rig-debdeps.pth"
-run_logged "$LOGDIR/qemu-build.log" make -j"$(nproc)"
+if [ ! -e "$OUT/build/build.ninja" ]; then
+	rm -rf "$OUT/build"
+	mkdir -p "$OUT/build"
+	cd "$OUT/build"
+	run_logged "$LOGDIR/qemu-configure.log" ../src/configure \
+		--python=$SYS_PYTHON --target-list=x86_64-softmmu \
+		--without-default-features --without-default-devices \
+		--with-devices-x86_64=rig --enable-tcg --disable-kvm \
+		--disable-docs --disable-tools --disable-guest-agent \
+		--disable-debug-info --disable-fdt --disable-install-blobs \
+		--disable-werror
+	# later ninja regenerations must find meson without PYTHONPATH
+	echo "$PYTHONPATH" >"$(echo pyvenv/lib/python3*/site-packages)/rig-debdeps.pth"
+fi
+cd "$OUT/build"
+run_logged "$LOGDIR/qemu-build.log" make -j"$(nproc)" qemu-system-x86_64
 [ -x "$QEMU_BIN" ] || die "QEMU binary missing after build"
 
 # Firmware: the +ds package ships none; bookworm's SeaBIOS works.
@@ -83,7 +103,8 @@ mkdir -p "$OUT/fw"
 cp /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin \
 	/usr/share/qemu/linuxboot_dma.bin /usr/share/qemu/linuxboot.bin \
 	"$OUT/fw/"
-touch "$OUT/.done"
-# keep only this build
-find "$CACHE" -maxdepth 1 -name 'qemu-*' ! -name "qemu-$KEY" -exec rm -rf {} +
+echo "$DIST" >"$OUT/.dist"
+echo "$KEY" >"$OUT/.key"
+# builds of the earlier, per-hash layout
+find "$CACHE" -maxdepth 1 -name 'qemu-*' -exec rm -rf {} +
 echo "$QEMU_BIN"

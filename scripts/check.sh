@@ -32,7 +32,7 @@ TESTS="${TESTS:-}"
 TEST_ARGS="${TEST_ARGS:-}"
 EOT
 phase initramfs bash "$ROOT/scripts/mkinitramfs.sh" "$RUNDIR/initramfs.cpio" \
-	"$ROOT/drivers/vfio/pci/nvme/nvme-vfio-pci.ko" "$RUNDIR/tests" "$RUNDIR/config"
+	"$ROOT/drivers/vfio/pci/nvme" "$RUNDIR/tests" "$RUNDIR/config"
 
 KERNEL=$KDIR/arch/x86/boot/bzImage
 FW=$(dirname "$(dirname "$QEMU")")/fw

@@ -5,7 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-out=$1 module=$2 testdir=$3 config=$4
+out=$1 moddir=$2 testdir=$3 config=$4
 stage=$(mktemp -d "$CACHE/initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
@@ -16,7 +16,7 @@ if ldd /bin/busybox >/dev/null 2>&1; then
 fi
 cp "$ROOT/scripts/guest/init" "$stage/init"
 chmod 755 "$stage/init"
-cp "$module" "$stage/lib/modules/"
+cp "$moddir"/*.ko "$stage/lib/modules/"
 cp "$testdir"/* "$stage/tests/"
 cp "$config" "$stage/rig/config"
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out"

@@ -1,12 +1,214 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * nvme-vfio-pci: encoders and parsers for the NVMe live migration commands.
+ * nvme-vfio-pci: every NVMe live migration (TP4159) command the driver
+ * issues is encoded here, and every structure the PF returns is parsed here.
+ * The builders only fill a struct nvme_command; nvmevf_submit() sends it to
+ * the PF through nvme-pci.
  */
+#include <linux/bitfield.h>
 #include <linux/errno.h>
 #include <linux/kernel.h>
+#include <linux/nvme.h>
 #include <linux/nvme-lm.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/unaligned.h>
+#include <linux/uuid.h>
 
 #include "nvme-vfio-pci.h"
+
+static void nvmevf_cmd_init(struct nvme_command *c, u8 opcode)
+{
+	memset(c, 0, sizeof(*c));
+	c->common.opcode = opcode;
+}
+
+/**
+ * nvmevf_cmd_suspend() - Migration Send, Suspend
+ * @c: command to fill
+ * @cntlid: controller to suspend (the VF's SCID)
+ * @stype: NVME_LM_STYPE_SUSPEND or NVME_LM_STYPE_NOTIFY
+ * @dudmq: delete the controller's user data migration queue on success
+ */
+void nvmevf_cmd_suspend(struct nvme_command *c, u16 cntlid,
+			enum nvme_lm_stype stype, bool dudmq)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_migration_send);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_SEND_SEL_SUSPEND);
+	c->common.cdw11 = cpu_to_le32((dudmq ? NVME_LM_SUSPEND_DUDMQ : 0) |
+				      FIELD_PREP(NVME_LM_SUSPEND_STYPE_MASK, stype) |
+				      cntlid);
+}
+
+/**
+ * nvmevf_cmd_resume() - Migration Send, Resume
+ * @c: command to fill
+ * @cntlid: controller to resume
+ */
+void nvmevf_cmd_resume(struct nvme_command *c, u16 cntlid)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_migration_send);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_SEND_SEL_RESUME);
+	c->common.cdw11 = cpu_to_le32(cntlid);
+}
+
+/**
+ * nvmevf_cmd_set_state() - Migration Send, Set Controller State (one chunk)
+ * @c: command to fill
+ * @cntlid: controller whose state is set
+ * @csvi: NVMe controller state version index (1-based, 0 = none)
+ * @csuuidi: vendor state UUID index (1-based, 0 = none)
+ * @seqind: position of this chunk in the sequence
+ * @offset: byte offset of the chunk in the Controller State data structure
+ * @numd: number of dwords in the chunk (not 0's based)
+ */
+void nvmevf_cmd_set_state(struct nvme_command *c, u16 cntlid, u8 csvi,
+			  u8 csuuidi, enum nvme_lm_seqind seqind, u64 offset,
+			  u32 numd)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_migration_send);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_SEND_SEL_SET_STATE |
+				      FIELD_PREP(NVME_LM_SEQIND_MASK, seqind));
+	c->common.cdw11 = cpu_to_le32((u32)csuuidi << NVME_LM_SET_CSUUIDI_SHIFT |
+				      (u32)csvi << NVME_LM_SET_CSVI_SHIFT |
+				      cntlid);
+	c->common.cdw12 = cpu_to_le32(lower_32_bits(offset));
+	c->common.cdw13 = cpu_to_le32(upper_32_bits(offset));
+	c->common.cdw15 = cpu_to_le32(numd);
+}
+
+/**
+ * nvmevf_cmd_get_state() - Migration Receive, Get Controller State (one chunk)
+ * @c: command to fill
+ * @cntlid: controller whose state is read
+ * @csvi: NVMe controller state version index (1-based, 0 = none)
+ * @csuuidi: vendor state UUID index (1-based, 0 = none)
+ * @csuidxp: vendor specific parameter (ignored by the PF if @csuuidi is 0)
+ * @offset: byte offset into the Controller State data structure
+ * @ndw: number of dwords to return, at least 1 (encoded 0's based)
+ */
+void nvmevf_cmd_get_state(struct nvme_command *c, u16 cntlid, u8 csvi,
+			  u8 csuuidi, u8 csuidxp, u64 offset, u32 ndw)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_migration_recv);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_RECV_SEL_GET_STATE |
+				      (u32)csvi << NVME_LM_GET_CSVI_SHIFT);
+	c->common.cdw11 = cpu_to_le32((u32)csuidxp << NVME_LM_GET_CSUIDXP_SHIFT |
+				      (u32)csuuidi << NVME_LM_GET_CSUUIDI_SHIFT |
+				      cntlid);
+	c->common.cdw12 = cpu_to_le32(lower_32_bits(offset));
+	c->common.cdw13 = cpu_to_le32(upper_32_bits(offset));
+	c->common.cdw15 = cpu_to_le32(ndw - 1);
+}
+
+/**
+ * nvmevf_cmd_identify() - Identify of a PF controller data structure
+ * @c: command to fill
+ * @cns: NVME_ID_CNS_CTRL, NVME_LM_ID_CNS_PRIMARY_CTRL_CAP,
+ *	NVME_LM_ID_CNS_SEC_CTRL_LIST or NVME_LM_ID_CNS_CTRL_STATE_FMTS
+ * @cntid: CDW10 CNTID (lowest controller listed for CNS 15h), else 0
+ */
+void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid)
+{
+	nvmevf_cmd_init(c, nvme_admin_identify);
+	c->identify.cns = cns;
+	c->identify.ctrlid = cpu_to_le16(cntid);
+}
+
+/**
+ * nvmevf_cmd_track_mem() - Track Send, Track Memory Changes
+ * @c: command to fill
+ * @cntlid: controller whose host memory writes are tracked
+ * @start: true to start tracking (the data is a struct nvme_lm_track_mem),
+ *	false to stop (no data)
+ */
+void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_track_send);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_TRACK_SEL_MEMORY_CHANGES |
+				      (start ? NVME_LM_TRACK_TACT : 0) <<
+				      NVME_LM_MOS_SHIFT);
+	c->common.cdw11 = cpu_to_le32(cntlid);
+}
+
+/**
+ * nvmevf_track_mem_build() - fill a Track Memory Changes data structure
+ * @buf: output buffer
+ * @len: its size
+ * @rmrtg: granularity code (2^n * 4 KiB)
+ * @ranges: ranges to track, byte addresses and lengths
+ * @n: number of ranges
+ *
+ * Every range must be aligned to the granularity and its length in granules
+ * must fit the 32-bit LEN field.
+ *
+ * Return: bytes used in @buf, or -EINVAL / -ENOSPC.
+ */
+ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
+			       const struct nvmevf_range *ranges, u32 n)
+{
+	struct nvme_lm_track_mem *t = buf;
+	u64 gran;
+	size_t need;
+	u32 i;
+
+	if (rmrtg > 51 || !n)
+		return -EINVAL;
+	gran = 4096ULL << rmrtg;
+	need = struct_size(t, desc, n);
+	if (need > len)
+		return -ENOSPC;
+	memset(buf, 0, need);
+	t->ver = 0;
+	t->rmrtg = rmrtg;
+	t->rnmrtd = cpu_to_le32(n);
+	for (i = 0; i < n; i++) {
+		u64 granules;
+
+		if (!ranges[i].len || (ranges[i].start | ranges[i].len) & (gran - 1))
+			return -EINVAL;
+		granules = ranges[i].len >> (12 + rmrtg);
+		if (granules > U32_MAX)
+			return -EINVAL;
+		t->desc[i].saddr = cpu_to_le64(ranges[i].start);
+		t->desc[i].len = cpu_to_le32(granules);
+	}
+	return need;
+}
+
+/**
+ * nvmevf_cmd_track_recv() - Track Receive, Tracked Memory Changes
+ * @c: command to fill
+ * @cntlid: controller whose changes are read (and cleared)
+ * @ndw: number of dwords to return, at least 4 (encoded 0's based)
+ */
+void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_track_recv);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_TRACK_RECV_SEL_MEMORY);
+	c->common.cdw11 = cpu_to_le32(cntlid);
+	c->common.cdw12 = cpu_to_le32(ndw - 1);
+}
+
+/**
+ * nvmevf_chunk_len() - length of the next chunk of a chunked transfer
+ * @total: bytes of the whole transfer, a dword multiple
+ * @done: bytes already transferred, a dword multiple
+ * @max_transfer: the PF's limit for one command, in bytes
+ *
+ * Return: bytes for the next command, a dword multiple and at most
+ * @max_transfer rounded down to dwords; 0 when the transfer is complete or
+ * the arguments are unusable (unaligned, limit below one dword).
+ */
+u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer)
+{
+	u32 max = round_down(max_transfer, 4);
+
+	if ((total | done) & 3 || done >= total || !max)
+		return 0;
+	return min_t(u64, total - done, max);
+}
 
 /**
  * nvmevf_sec_ctrl_find_scid() - find a VF's controller in a CNS 15h list
@@ -14,6 +216,8 @@
  * @len: number of valid bytes in @buf
  * @vfn: SR-IOV VF number, 1-based (pci_iov_vf_id() + 1)
  * @scid: returns the Secondary Controller Identifier of that VF
+ * @last: returns the highest SCID listed, to continue the list from; may
+ *	be NULL
  *
  * The entry count comes from the device and is not trusted: only entries
  * that lie entirely within @len bytes are looked at.
@@ -21,7 +225,8 @@
  * Return: 0 on success, -EINVAL for a VFN of 0 or a buffer shorter than the
  * list header, -ENOENT if no entry of the list names @vfn.
  */
-int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid)
+int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid,
+			      u16 *last)
 {
 	const struct nvme_lm_sec_ctrl_list *list = buf;
 	size_t hdr = offsetof(struct nvme_lm_sec_ctrl_list, entries);
@@ -31,11 +236,165 @@ int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid)
 		return -EINVAL;
 	n = min_t(size_t, list->numid, (len - hdr) / sizeof(list->entries[0]));
 	n = min_t(size_t, n, NVME_LM_SEC_CTRL_LIST_MAX);
+	if (last)
+		*last = 0;
 	for (i = 0; i < n; i++) {
+		u16 id = le16_to_cpu(list->entries[i].scid);
+
+		if (last && id > *last)
+			*last = id;
 		if (le16_to_cpu(list->entries[i].vfn) == vfn) {
-			*scid = le16_to_cpu(list->entries[i].scid);
+			*scid = id;
 			return 0;
 		}
 	}
 	return -ENOENT;
+}
+
+/**
+ * nvmevf_parse_csf() - choose state formats from Identify CNS 20h
+ * @buf: Supported Controller State Formats data
+ * @len: valid bytes in @buf
+ * @version: NVMe controller state version wanted
+ * @uuid: vendor state UUID wanted, or NULL for none
+ * @csvi: returns the 1-based index of @version, 0 if not offered
+ * @csuuidi: returns the 1-based index of @uuid, 0 if not offered
+ *
+ * NV and NUUID come from the device: entries beyond @len are ignored.
+ *
+ * Return: 0, or -EINVAL if @buf is shorter than its 2-byte header.
+ */
+int nvmevf_parse_csf(const void *buf, size_t len, u16 version,
+		     const uuid_t *uuid, u8 *csvi, u8 *csuuidi)
+{
+	const u8 *p = buf;
+	size_t nv, nuuid, i, off;
+
+	*csvi = 0;
+	*csuuidi = 0;
+	if (len < NVME_LM_CSF_HDR_SIZE)
+		return -EINVAL;
+	nv = p[0];
+	nuuid = p[1];
+	for (i = 0; i < nv; i++) {
+		off = NVME_LM_CSF_HDR_SIZE + i * NVME_LM_CSF_VER_SIZE;
+		if (off + NVME_LM_CSF_VER_SIZE > len)
+			break;
+		if (get_unaligned_le16(p + off) == version) {
+			*csvi = i + 1;
+			break;
+		}
+	}
+	for (i = 0; uuid && i < nuuid; i++) {
+		off = NVME_LM_CSF_HDR_SIZE + nv * NVME_LM_CSF_VER_SIZE +
+		      i * NVME_LM_CSF_UUID_SIZE;
+		if (off + NVME_LM_CSF_UUID_SIZE > len)
+			break;
+		if (!memcmp(p + off, uuid, NVME_LM_CSF_UUID_SIZE)) {
+			*csuuidi = i + 1;
+			break;
+		}
+	}
+	return 0;
+}
+
+/**
+ * nvmevf_status_to_errno() - the one NVMe status to errno mapping
+ * @status: return value of nvme_pci_vf_admin_cmd(): 0, a negative errno,
+ *	or a positive NVMe status (CRD/More/DNR bits are ignored)
+ *
+ * Return: 0 or a negative errno.
+ */
+int nvmevf_status_to_errno(int status)
+{
+	if (status <= 0)
+		return status;
+
+	switch (status & NVME_SCT_SC_MASK) {
+	case NVME_SC_INVALID_OPCODE:
+		return -EOPNOTSUPP;
+	case NVME_SC_INVALID_FIELD:
+	case NVME_SC_INVALID_NS:
+	case NVME_SC_PRP_INVALID_OFFSET:
+	case NVME_SC_LM_INVALID_CDQ:
+		return -EINVAL;
+	case NVME_SC_CMD_SEQ_ERROR:
+		return -EPROTO;
+	case NVME_SC_CMD_INTERRUPTED:
+		return -EAGAIN;
+	case NVME_SC_LM_INVALID_CTRL_ID:
+		return -ENXIO;
+	case NVME_SC_LM_NOT_ENOUGH_RES:
+	case NVME_SC_LM_CDQ_FULL:
+		return -ENOSPC;
+	case NVME_SC_LM_CTRL_SUSPENDED:
+	case NVME_SC_LM_CTRL_NOT_SUSPENDED:
+		return -EBUSY;
+	case NVME_SC_ABORT_REQ:
+	case NVME_SC_HOST_ABORTED_CMD:
+		return -EINTR;
+	default:
+		return -EIO;
+	}
+}
+
+/**
+ * nvmevf_submit() - send one command to the VF's PF
+ * @vf: the VF
+ * @c: the command
+ * @buf: data, or NULL
+ * @len: data length
+ * @dw0: returns completion dword 0, may be NULL
+ * @dw1: returns completion dword 1, may be NULL
+ *
+ * Return: 0, a positive NVMe status or a negative errno, as
+ * nvme_pci_vf_admin_cmd().
+ */
+int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
+		  unsigned int len, u32 *dw0, u32 *dw1)
+{
+	return nvme_pci_vf_admin_cmd(vf, c, buf, len, dw0, dw1);
+}
+
+/**
+ * nvmevf_lookup_scid() - the Secondary Controller ID of a VF
+ * @vf: the VF
+ * @scid: returns the SCID the PF lists for VFN = pci_iov_vf_id() + 1
+ *
+ * Walks Identify CNS 15h from CNTID 0, continuing after the highest SCID of
+ * a full list.
+ *
+ * Return: 0, -ENOENT if the PF does not list the VF, or another negative
+ * errno.
+ */
+int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid)
+{
+	struct nvme_lm_sec_ctrl_list *list;
+	struct nvme_command c;
+	u16 cntid = 0, last;
+	int vfn, ret, i;
+
+	vfn = pci_iov_vf_id(vf);
+	if (vfn < 0)
+		return vfn;
+	list = kmalloc(sizeof(*list), GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	/* at most 64K controllers, 127 per page */
+	for (i = 0; i < 517; i++) {
+		nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_SEC_CTRL_LIST, cntid);
+		ret = nvmevf_status_to_errno(nvmevf_submit(vf, &c, list,
+							   sizeof(*list),
+							   NULL, NULL));
+		if (ret)
+			break;
+		ret = nvmevf_sec_ctrl_find_scid(list, sizeof(*list), vfn + 1,
+						scid, &last);
+		if (ret != -ENOENT || list->numid < NVME_LM_SEC_CTRL_LIST_MAX ||
+		    last < cntid || last == U16_MAX)
+			break;
+		cntid = last + 1;
+	}
+	kfree(list);
+	return ret;
 }

@@ -1,11 +1,228 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * KUnit tests for the nvme-vfio-pci command encoders and parsers.
+ * KUnit tests for the nvme-vfio-pci command encoders and parsers, checked
+ * against the TP4159 dword tables (see Documentation/commands.rst).
  */
 #include <kunit/test.h>
+#include <linux/nvme.h>
 #include <linux/nvme-lm.h>
+#include <linux/unaligned.h>
 
 #include "nvme-vfio-pci.h"
+
+#define DW(c, n)	le32_to_cpu((c)->common.cdw##n)
+
+static void expect_no_data_ptr(struct kunit *test, struct nvme_command *c)
+{
+	KUNIT_EXPECT_EQ(test, c->common.flags, 0);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(c->common.nsid), 0);
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(c->common.dptr.prp1), 0);
+}
+
+static void suspend_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_suspend(&c, 0x1234, NVME_LM_STYPE_SUSPEND, true);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x41);
+	expect_no_data_ptr(test, &c);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x0);		/* SEL 0 */
+	/* DUDMQ bit 31, STYPE 23:16, CNTLID 15:0 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x80011234);
+	KUNIT_EXPECT_EQ(test, DW(&c, 12), 0);
+	KUNIT_EXPECT_EQ(test, DW(&c, 15), 0);
+
+	nvmevf_cmd_suspend(&c, 2, NVME_LM_STYPE_NOTIFY, false);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x00000002);
+	nvmevf_cmd_suspend(&c, 0xffff, NVME_LM_STYPE_SUSPEND, false);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x0001ffff);
+}
+
+static void resume_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_resume(&c, 0xabcd);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x41);
+	expect_no_data_ptr(test, &c);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x1);		/* SEL 1 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0xabcd);
+}
+
+static void set_state_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_set_state(&c, 7, 1, 2, NVME_LM_SEQIND_FIRST,
+			     0x123456788ULL, 100);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x41);
+	expect_no_data_ptr(test, &c);
+	/* SEL 2, SEQIND in MOS 1:0 = CDW10 17:16 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00010002);
+	/* CSUUIDI 31:24, CSVI 23:16, CNTLID 15:0 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x02010007);
+	KUNIT_EXPECT_EQ(test, DW(&c, 12), 0x23456788);
+	KUNIT_EXPECT_EQ(test, DW(&c, 13), 0x1);
+	KUNIT_EXPECT_EQ(test, DW(&c, 14), 0);
+	/* NUMD is a count, not 0's based */
+	KUNIT_EXPECT_EQ(test, DW(&c, 15), 100);
+
+	nvmevf_cmd_set_state(&c, 7, 1, 0, NVME_LM_SEQIND_MIDDLE, 0, 1);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00000002);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x00010007);
+	KUNIT_EXPECT_EQ(test, DW(&c, 15), 1);
+	nvmevf_cmd_set_state(&c, 7, 0, 1, NVME_LM_SEQIND_LAST, 4096, 0);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00020002);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x01000007);
+	KUNIT_EXPECT_EQ(test, DW(&c, 12), 4096);
+	KUNIT_EXPECT_EQ(test, DW(&c, 15), 0);
+	nvmevf_cmd_set_state(&c, 7, 1, 1, NVME_LM_SEQIND_ONLY, 0, 12);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00030002);
+}
+
+static void get_state_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_get_state(&c, 0x33, 1, 2, 0x5a, 0x200000030ULL, 12);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x42);
+	expect_no_data_ptr(test, &c);
+	/* SEL 0, CSVI (a 1-based index) in MOS 7:0 = CDW10 23:16 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00010000);
+	/* CSUIDXP 31:24, CSUUIDI 23:16, CNTLID 15:0 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0x5a020033);
+	KUNIT_EXPECT_EQ(test, DW(&c, 12), 0x30);
+	KUNIT_EXPECT_EQ(test, DW(&c, 13), 0x2);
+	KUNIT_EXPECT_EQ(test, DW(&c, 14), 0);
+	/* NUMD is 0's based: 12 dwords (the 48-byte header) = 11 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 15), 11);
+
+	nvmevf_cmd_get_state(&c, 1, 0, 0, 0, 0, 1);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 1);
+	KUNIT_EXPECT_EQ(test, DW(&c, 15), 0);
+}
+
+static void identify_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_SEC_CTRL_LIST, 5);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x06);
+	expect_no_data_ptr(test, &c);
+	/* CNTID 31:16, CNS 7:0 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00050015);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0);
+	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_CTRL_STATE_FMTS, 0);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x20);
+	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_PRIMARY_CTRL_CAP, 0);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x14);
+}
+
+static void track_send_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_track_mem(&c, 9, true);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x3d);
+	expect_no_data_ptr(test, &c);
+	/* SEL 1 Track Memory Changes, TACT = MOS bit 0 = CDW10 bit 16 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00010001);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 9);
+	nvmevf_cmd_track_mem(&c, 9, false);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00000001);
+}
+
+static void track_mem_build_test(struct kunit *test)
+{
+	struct nvmevf_range r[2] = {
+		{ .start = 0x100000, .len = 0x200000 },
+		{ .start = 0x7fff00000ULL, .len = 0x100000 },
+	};
+	u8 buf[8 + 2 * 12 + 4];
+	struct nvme_lm_track_mem *t = (void *)buf;
+
+	memset(buf, 0xee, sizeof(buf));
+	/* 1 MiB granules: code 8 */
+	KUNIT_ASSERT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 8, r, 2),
+			(ssize_t)(8 + 2 * 12));
+	KUNIT_EXPECT_EQ(test, buf[0], 0);			/* VER */
+	KUNIT_EXPECT_EQ(test, buf[1], 0);
+	KUNIT_EXPECT_EQ(test, buf[2], 0);
+	KUNIT_EXPECT_EQ(test, buf[3], 8);			/* RMRTG */
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->rnmrtd), 2);	/* a count */
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(t->desc[0].saddr), 0x100000);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[0].len), 2);	/* granules */
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(t->desc[1].saddr), 0x7fff00000ULL);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[1].len), 1);
+	KUNIT_EXPECT_EQ(test, buf[8 + 24], 0xee);		/* untouched */
+
+	/* 4 KiB granules */
+	KUNIT_ASSERT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
+			(ssize_t)(8 + 12));
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[0].len), 0x200);
+
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, 8 + 12, 8, r, 2),
+			(ssize_t)-ENOSPC);
+	r[0].start = 0x101000;	/* not 1 MiB aligned */
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 8, r, 2),
+			(ssize_t)-EINVAL);
+	r[0].start = 0;
+	r[0].len = 0;
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
+			(ssize_t)-EINVAL);
+	/* 2^32 granules do not fit LEN */
+	r[0].len = 1ULL << 44;
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
+			(ssize_t)-EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 0),
+			(ssize_t)-EINVAL);
+}
+
+static void track_recv_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_track_recv(&c, 3, 1024);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x3e);
+	expect_no_data_ptr(test, &c);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0);			/* SEL 0 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 3);
+	KUNIT_EXPECT_EQ(test, DW(&c, 12), 1023);		/* NUMDL 0's based */
+}
+
+static void chunk_len_test(struct kunit *test)
+{
+	u64 total = 10000, done = 0;
+	u32 n, chunks = 0;
+
+	/* a 10000-byte state through a 4 KiB MDTS: 4096 + 4096 + 1808 */
+	while ((n = nvmevf_chunk_len(total, done, 4096))) {
+		KUNIT_EXPECT_LE(test, n, 4096);
+		KUNIT_EXPECT_EQ(test, n % 4, 0);
+		done += n;
+		chunks++;
+	}
+	KUNIT_EXPECT_EQ(test, done, total);
+	KUNIT_EXPECT_EQ(test, chunks, 3);
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(10000, 8192, 4096), 1808);
+	/* exactly at the boundary */
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(8192, 4096, 4096), 4096);
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(8192, 8192, 4096), 0);
+	/* a limit that is not a dword multiple is rounded down */
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(10000, 0, 4095), 4092);
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(10000, 0, 3), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(10002, 0, 4096), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(10000, 2, 4096), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_chunk_len(1ULL << 40, 0, 1 << 20), 1 << 20);
+}
 
 static struct nvme_lm_sec_ctrl_list *sec_list_alloc(struct kunit *test)
 {
@@ -28,19 +245,24 @@ static void sec_list_add(struct nvme_lm_sec_ctrl_list *l, u16 scid, u16 vfn)
 static void sec_ctrl_find_scid_test(struct kunit *test)
 {
 	struct nvme_lm_sec_ctrl_list *l = sec_list_alloc(test);
-	u16 scid = 0;
+	u16 scid = 0, last = 0;
 
 	/* SCIDs are not VFNs: make them differ */
 	sec_list_add(l, 0x11, 1);
-	sec_list_add(l, 0x12, 2);
 	sec_list_add(l, 0x2a, 3);
+	sec_list_add(l, 0x12, 2);
 
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 2, &scid), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 2, &scid,
+							&last), 0);
 	KUNIT_EXPECT_EQ(test, scid, 0x12);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 3, &scid), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 3, &scid,
+							NULL), 0);
 	KUNIT_EXPECT_EQ(test, scid, 0x2a);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 4, &scid), -ENOENT);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 0, &scid), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 4, &scid,
+							&last), -ENOENT);
+	KUNIT_EXPECT_EQ(test, last, 0x2a);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 0, &scid,
+							NULL), -EINVAL);
 }
 
 static void sec_ctrl_find_scid_truncated_test(struct kunit *test)
@@ -55,19 +277,127 @@ static void sec_ctrl_find_scid_truncated_test(struct kunit *test)
 	l->numid = 255;
 
 	/* only the first entry is inside the buffer */
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 32, 1, &scid), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 32, 1, &scid,
+							NULL), 0);
 	KUNIT_EXPECT_EQ(test, scid, 5);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 63, 2, &scid), -ENOENT);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 64, 2, &scid), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 63, 2, &scid,
+							NULL), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 64, 2, &scid,
+							NULL), 0);
 	KUNIT_EXPECT_EQ(test, scid, 6);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr - 1, 1, &scid), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr - 1, 1, &scid,
+							NULL), -EINVAL);
 	/* a full-size buffer with NUMID 255 stops at 127 entries */
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 0xffff, &scid), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 0xffff,
+							&scid, NULL), -ENOENT);
+}
+
+static const uuid_t csf_uuid_a = UUID_INIT(0x01234567, 0x89ab, 0xcdef, 0x01,
+					   0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
+					   0xef);
+static const uuid_t csf_uuid_b = UUID_INIT(0xfedcba98, 0x7654, 0x3210, 0xfe,
+					   0xdc, 0xba, 0x98, 0x76, 0x54, 0x32,
+					   0x10);
+
+static void parse_csf_test(struct kunit *test)
+{
+	u8 buf[2 + 2 * 2 + 2 * 16];
+	u8 csvi = 0xff, csuuidi = 0xff;
+
+	/* NV 2: versions 5 and 0; NUUID 2: a, b */
+	buf[0] = 2;
+	buf[1] = 2;
+	put_unaligned_le16(5, buf + 2);
+	put_unaligned_le16(0, buf + 4);
+	memcpy(buf + 6, &csf_uuid_a, 16);
+	memcpy(buf + 22, &csf_uuid_b, 16);
+
+	/* indexes are 1-based: version 0 is index 2, UUID b index 2 */
+	KUNIT_EXPECT_EQ(test, nvmevf_parse_csf(buf, sizeof(buf), 0, &csf_uuid_b,
+					       &csvi, &csuuidi), 0);
+	KUNIT_EXPECT_EQ(test, csvi, 2);
+	KUNIT_EXPECT_EQ(test, csuuidi, 2);
+	KUNIT_EXPECT_EQ(test, nvmevf_parse_csf(buf, sizeof(buf), 5, &csf_uuid_a,
+					       &csvi, &csuuidi), 0);
+	KUNIT_EXPECT_EQ(test, csvi, 1);
+	KUNIT_EXPECT_EQ(test, csuuidi, 1);
+	/* not offered: index 0 */
+	KUNIT_EXPECT_EQ(test, nvmevf_parse_csf(buf, sizeof(buf), 1, NULL,
+					       &csvi, &csuuidi), 0);
+	KUNIT_EXPECT_EQ(test, csvi, 0);
+	KUNIT_EXPECT_EQ(test, csuuidi, 0);
+
+	/* truncated: UUID b lies past the end */
+	KUNIT_EXPECT_EQ(test, nvmevf_parse_csf(buf, sizeof(buf) - 1, 0,
+					       &csf_uuid_b, &csvi, &csuuidi), 0);
+	KUNIT_EXPECT_EQ(test, csvi, 2);
+	KUNIT_EXPECT_EQ(test, csuuidi, 0);
+	/* counts far larger than the buffer */
+	buf[0] = 255;
+	buf[1] = 255;
+	KUNIT_EXPECT_EQ(test, nvmevf_parse_csf(buf, sizeof(buf), 0, &csf_uuid_a,
+					       &csvi, &csuuidi), 0);
+	KUNIT_EXPECT_EQ(test, csvi, 2);
+	KUNIT_EXPECT_EQ(test, csuuidi, 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_parse_csf(buf, 1, 0, NULL, &csvi,
+					       &csuuidi), -EINVAL);
+}
+
+static const struct {
+	int status;
+	int err;
+} status_table[] = {
+	{ 0, 0 },
+	{ -ENODEV, -ENODEV },
+	{ -EBUSY, -EBUSY },
+	{ NVME_SC_INVALID_OPCODE, -EOPNOTSUPP },
+	{ NVME_SC_INVALID_FIELD, -EINVAL },
+	{ NVME_SC_INVALID_FIELD | NVME_STATUS_DNR, -EINVAL },
+	{ NVME_SC_INVALID_NS, -EINVAL },
+	{ NVME_SC_PRP_INVALID_OFFSET, -EINVAL },
+	{ NVME_SC_CMD_SEQ_ERROR, -EPROTO },
+	{ NVME_SC_CMD_SEQ_ERROR | NVME_STATUS_MORE | NVME_STATUS_CRD, -EPROTO },
+	{ NVME_SC_CMD_INTERRUPTED, -EAGAIN },
+	{ NVME_SC_LM_INVALID_CTRL_ID, -ENXIO },
+	{ NVME_SC_LM_INVALID_CDQ, -EINVAL },
+	{ NVME_SC_LM_NOT_ENOUGH_RES, -ENOSPC },
+	{ NVME_SC_LM_CDQ_FULL, -ENOSPC },
+	{ NVME_SC_LM_CTRL_SUSPENDED, -EBUSY },
+	{ NVME_SC_LM_CTRL_NOT_SUSPENDED, -EBUSY },
+	{ NVME_SC_ABORT_REQ, -EINTR },
+	{ NVME_SC_HOST_ABORTED_CMD, -EINTR },
+	{ NVME_SC_INTERNAL, -EIO },
+	{ NVME_SC_DATA_XFER_ERROR, -EIO },
+	/* SC 1Fh with generic SCT is not Invalid Controller Identifier */
+	{ 0x01f, -EIO },
+	{ 0x7ff, -EIO },
+};
+
+static void status_to_errno_test(struct kunit *test)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(status_table); i++)
+		KUNIT_EXPECT_EQ_MSG(test,
+				    nvmevf_status_to_errno(status_table[i].status),
+				    status_table[i].err, "status %#x",
+				    status_table[i].status);
 }
 
 static struct kunit_case nvmevf_cmds_test_cases[] = {
+	KUNIT_CASE(suspend_test),
+	KUNIT_CASE(resume_test),
+	KUNIT_CASE(set_state_test),
+	KUNIT_CASE(get_state_test),
+	KUNIT_CASE(identify_test),
+	KUNIT_CASE(track_send_test),
+	KUNIT_CASE(track_mem_build_test),
+	KUNIT_CASE(track_recv_test),
+	KUNIT_CASE(chunk_len_test),
 	KUNIT_CASE(sec_ctrl_find_scid_test),
 	KUNIT_CASE(sec_ctrl_find_scid_truncated_test),
+	KUNIT_CASE(parse_csf_test),
+	KUNIT_CASE(status_to_errno_test),
 	{}
 };
 

@@ -3,9 +3,11 @@
  * nvme-vfio-pci: vfio-pci variant driver for NVMe SR-IOV virtual functions.
  *
  * The driver binds NVMe VFs (through driver_override, as every vfio-pci
- * variant driver) and, for now, behaves exactly like vfio-pci.  Migration
- * support through the PF's Migration Management Controller builds on this.
+ * variant driver) and, for now, behaves exactly like vfio-pci.  At probe it
+ * resolves the VF's controller ID through the PF (nvme-pci's live migration
+ * entry point) and follows the PF's resets; migration builds on this.
  */
+#include <linux/debugfs.h>
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/vfio.h>
@@ -45,6 +47,65 @@ static const struct vfio_device_ops nvmevf_pci_ops = {
 	.detach_ioas = vfio_iommufd_physical_detach_ioas,
 };
 
+static struct nvmevf_pci_core_device *
+nvmevf_of_vdev(struct vfio_device *core_vdev)
+{
+	return container_of(core_vdev, struct nvmevf_pci_core_device,
+			    core_device.vdev);
+}
+
+/*
+ * PF controller reset or removal.  Called from the PF's reset worker or
+ * remove path: must not issue PF commands nor wait for them.
+ */
+static int nvmevf_pf_event(struct notifier_block *nb, unsigned long event,
+			   void *data)
+{
+	struct nvmevf_pci_core_device *nvmevf =
+		container_of(nb, struct nvmevf_pci_core_device, pf_nb);
+
+	if (data != nvmevf->pf || event >= ARRAY_SIZE(nvmevf->pf_events))
+		return NOTIFY_DONE;
+	atomic_inc(&nvmevf->pf_events[event]);
+	pci_dbg(nvmevf->core_device.pdev, "PF event %lu\n", event);
+	return NOTIFY_OK;
+}
+
+#ifdef CONFIG_VFIO_DEBUGFS
+static int nvmevf_scid_show(struct seq_file *m, void *unused)
+{
+	struct nvmevf_pci_core_device *nvmevf = m->private;
+
+	if (nvmevf->has_scid)
+		seq_printf(m, "%u\n", nvmevf->scid);
+	else
+		seq_puts(m, "none\n");
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nvmevf_scid);
+
+/* <debugfs>/vfio/<VF BDF>/nvme/: what the driver knows of its PF */
+static void nvmevf_debugfs_init(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct dentry *root = nvmevf->core_device.vdev.debug_root, *dir;
+
+	if (IS_ERR_OR_NULL(root))
+		return;
+	dir = debugfs_create_dir("nvme", root);
+	debugfs_create_file("scid", 0400, dir, nvmevf, &nvmevf_scid_fops);
+	debugfs_create_atomic_t("pf_resetting", 0400, dir,
+				&nvmevf->pf_events[NVME_LM_PF_RESETTING]);
+	debugfs_create_atomic_t("pf_live", 0400, dir,
+				&nvmevf->pf_events[NVME_LM_PF_LIVE]);
+	debugfs_create_atomic_t("pf_removing", 0400, dir,
+				&nvmevf->pf_events[NVME_LM_PF_REMOVING]);
+}
+#else
+static void nvmevf_debugfs_init(struct nvmevf_pci_core_device *nvmevf)
+{
+}
+#endif
+
 static int nvmevf_pci_probe(struct pci_dev *pdev,
 			    const struct pci_device_id *id)
 {
@@ -61,20 +122,34 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 	if (IS_ERR(nvmevf))
 		return PTR_ERR(nvmevf);
 
+	nvmevf->pf = pci_physfn(pdev);
+	ret = nvmevf_lookup_scid(pdev, &nvmevf->scid);
+	nvmevf->has_scid = !ret;
+	if (ret)
+		pci_info(pdev, "PF %s lists no controller for this VF (%d)\n",
+			 pci_name(nvmevf->pf), ret);
+
+	nvmevf->pf_nb.notifier_call = nvmevf_pf_event;
+	nvme_pci_register_pf_notifier(&nvmevf->pf_nb);
+
 	dev_set_drvdata(&pdev->dev, &nvmevf->core_device);
 	ret = vfio_pci_core_register_device(&nvmevf->core_device);
 	if (ret) {
+		nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
 		vfio_put_device(&nvmevf->core_device.vdev);
 		return ret;
 	}
+	nvmevf_debugfs_init(nvmevf);
 	return 0;
 }
 
 static void nvmevf_pci_remove(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of_vdev(&core_device->vdev);
 
 	vfio_pci_core_unregister_device(core_device);
+	nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
 	vfio_put_device(&core_device->vdev);
 }
 

@@ -163,6 +163,108 @@ out:
 	return ret;
 }
 
+static int sysfs_write(const char *bdf, const char *attr, const char *val)
+{
+	char path[PATH_MAX];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = vnl_fail("write '%s' to %s", val, path);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/**
+ * vnl_pf_vf_bdf() - PCI address of the VF with index @vfidx (virtfnN)
+ * @pf_bdf: the PF
+ * @vfidx: 0-based VF index
+ * @vf_bdf: returns the address
+ * @len: size of @vf_bdf
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/virtfn%d",
+		 pf_bdf, vfidx);
+	if (link_base(path, vf_bdf, len))
+		return vnl_fail("%s: no VF %d", pf_bdf, vfidx);
+	return 0;
+}
+
+static int virt_mgmt(int fd, uint16_t cntlid, int act, int rt, int nr)
+{
+	int ret = vnl_pf_admin(fd, NVME_ADM_VIRT_MGMT,
+			       (uint32_t)cntlid << 16 | rt << 8 | act, nr,
+			       NULL, 0, NULL);
+
+	if (ret)
+		snprintf(vnl_err, sizeof(vnl_err),
+			 "virt-mgmt cntlid %u act %d rt %d nr %d: %d", cntlid,
+			 act, rt, nr, ret);
+	return ret;
+}
+
+/**
+ * vnl_pf_vf_online() - bring a VF's secondary controller online
+ * @fd: PF, from vnl_pf_open()
+ * @pf_bdf: the PF's address
+ * @vfidx: 0-based VF index (VFN = @vfidx + 1)
+ * @nvq: VQ resources to assign (admin + I/O queue pairs)
+ * @nvi: VI resources (interrupt vectors) to assign
+ * @scid: returns the VF's SCID, may be NULL
+ *
+ * Virtualization Management: Secondary Offline, Secondary Assign of @nvq
+ * VQ and @nvi VI resources, a function level reset of the VF through sysfs
+ * (the controller takes its new resources on FLR), Secondary Online.
+ *
+ * Return: 0, negative errno or positive NVMe status.
+ */
+int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
+		     uint16_t *scid)
+{
+	char vf[32];
+	uint16_t id;
+	int ret;
+
+	ret = vnl_pf_vf_bdf(pf_bdf, vfidx, vf, sizeof(vf));
+	if (ret)
+		return ret;
+	ret = vnl_pf_scid(fd, vfidx + 1, &id);
+	if (ret)
+		return ret;
+	ret = virt_mgmt(fd, id, VNL_VM_OFFLINE, VNL_VM_RT_VQ, 0);
+	if (!ret)
+		ret = virt_mgmt(fd, id, VNL_VM_ASSIGN, VNL_VM_RT_VQ, nvq);
+	if (!ret)
+		ret = virt_mgmt(fd, id, VNL_VM_ASSIGN, VNL_VM_RT_VI, nvi);
+	if (!ret)
+		ret = sysfs_write(vf, "reset", "1");
+	if (!ret)
+		ret = virt_mgmt(fd, id, VNL_VM_ONLINE, VNL_VM_RT_VQ, 0);
+	if (!ret && scid)
+		*scid = id;
+	return ret;
+}
+
+/**
+ * vnl_sysfs_write() - write a string to a PCI device's sysfs attribute
+ * @bdf: the device
+ * @attr: attribute name
+ * @val: value
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_sysfs_write(const char *bdf, const char *attr, const char *val)
+{
+	return sysfs_write(bdf, attr, val);
+}
+
 static int cmp_bdf(const void *a, const void *b)
 {
 	return strcmp(a, b);

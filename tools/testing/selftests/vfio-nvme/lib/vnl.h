@@ -165,5 +165,16 @@ int vnl_pf_admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11,
 		 void *data, uint32_t len, uint32_t *result);
 int vnl_pf_scid(int fd, int vfn, uint16_t *scid);
 int vnl_vfs_bound_to(const char *driver, char bdfs[][32], int max);
+int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len);
+int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
+		     uint16_t *scid);
+int vnl_sysfs_write(const char *bdf, const char *attr, const char *val);
+
+/* Virtualization Management (1Ch) actions and resource types */
+#define VNL_VM_OFFLINE	0x7
+#define VNL_VM_ASSIGN	0x8
+#define VNL_VM_ONLINE	0x9
+#define VNL_VM_RT_VQ	0
+#define VNL_VM_RT_VI	1
 
 #endif /* VNL_H */
