@@ -19,9 +19,13 @@ mapfile -t files < <(git ls-files -co --exclude-standard -- \
 if ! "$ksrc/scripts/checkpatch.pl" --strict --no-tree --terse --show-types -f "${files[@]}" >>"$log" 2>&1; then
 	fail=1
 fi
+# Patches go through stdin: checkpatch checks a path that git tracks as a
+# source file, not as a patch.
 for p in patches/linux-6.12/*.patch; do
 	[ -e "$p" ] || continue
-	"$ksrc/scripts/checkpatch.pl" --strict --terse --root="$ksrc" "$p" >>"$log" 2>&1 || fail=1
+	"$ksrc/scripts/checkpatch.pl" --strict --terse --root="$ksrc" - <"$p" 2>&1 |
+		sed "s|^-:|$p:|" >>"$log"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
 done
 if [ $fail -ne 0 ]; then
 	grep -E "^[^ ]+:[0-9]+: (ERROR|WARNING|CHECK)" "$log" || tail -20 "$log"

@@ -25,12 +25,12 @@ args=(
 	-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1
 	-drive "file=$rundir/nvm.img,if=none,id=nvm,format=raw"
 	-device nvme-subsys,id=subsys0
-	-device "nvme,id=nvme0,bus=rp1,serial=deadbeef,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10${RIG_PF_OPTS:-}"
+	-device "nvme,id=nvme0,bus=rp1,serial=deadbeef,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10,hmlms=on${RIG_PF_OPTS:-}"
 	-device nvme-ns,drive=nvm,bus=nvme0,nsid=1
 	# a second PF, in its own subsystem, for "VF of another PF" tests
 	-device pcie-root-port,id=rp2,bus=pcie.0,chassis=2,slot=2
 	-device nvme-subsys,id=subsys1
-	-device "nvme,id=nvme1,bus=rp2,serial=feedcafe,subsys=subsys1,sriov_max_vfs=1,sriov_vq_flexible=2,sriov_vi_flexible=1,max_ioqpairs=4"
+	-device "nvme,id=nvme1,bus=rp2,serial=feedcafe,subsys=subsys1,sriov_max_vfs=1,sriov_vq_flexible=2,sriov_vi_flexible=1,max_ioqpairs=4,hmlms=on"
 )
 if [ -n "$interactive" ]; then
 	exec "$qemu" "${args[@]}" -serial mon:stdio

@@ -145,7 +145,7 @@ static int open_group(struct vnl_dev *d)
 	return 0;
 }
 
-static int dma_map(struct vnl_dev *d)
+static int dma_map(struct vnl_dev *d, void *va, uint64_t iova, size_t size)
 {
 	if (d->mode == VNL_IOMMUFD) {
 		struct iommu_ioas_map map = {
@@ -154,9 +154,9 @@ static int dma_map(struct vnl_dev *d)
 				 IOMMU_IOAS_MAP_READABLE |
 				 IOMMU_IOAS_MAP_WRITEABLE,
 			.ioas_id = d->ioas_id,
-			.user_va = (uintptr_t)d->dma_va,
-			.length = d->dma_size,
-			.iova = d->dma_iova,
+			.user_va = (uintptr_t)va,
+			.length = size,
+			.iova = iova,
 		};
 
 		if (ioctl(d->iommufd, IOMMU_IOAS_MAP, &map))
@@ -165,9 +165,9 @@ static int dma_map(struct vnl_dev *d)
 		struct vfio_iommu_type1_dma_map map = {
 			.argsz = sizeof(map),
 			.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-			.vaddr = (uintptr_t)d->dma_va,
-			.iova = d->dma_iova,
-			.size = d->dma_size,
+			.vaddr = (uintptr_t)va,
+			.iova = iova,
+			.size = size,
 		};
 
 		if (ioctl(d->container_fd, VFIO_IOMMU_MAP_DMA, &map))
@@ -231,7 +231,7 @@ int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 		ret = vnl_fail("mmap DMA arena");
 		goto err;
 	}
-	ret = dma_map(d);
+	ret = dma_map(d, d->dma_va, d->dma_iova, d->dma_size);
 	if (ret)
 		goto err;
 
@@ -247,6 +247,35 @@ int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 err:
 	vnl_dev_close(d);
 	return ret;
+}
+
+/**
+ * vnl_dev_map_arena_of() - make another device's DMA arena reachable
+ * @d: device
+ * @src: device whose arena is mapped into @d's IOMMU domain, at the same
+ *	IOVAs; it must stay open as long as @d uses the memory
+ *
+ * After this, queues and buffers set up for @src are valid for @d too: the
+ * state of a controller can move from @src to @d.
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_dev_map_arena_of(struct vnl_dev *d, const struct vnl_dev *src)
+{
+	return dma_map(d, src->dma_va, src->dma_iova, src->dma_size);
+}
+
+/**
+ * vnl_dev_reset() - VFIO_DEVICE_RESET (a function level reset)
+ * @d: device
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_dev_reset(struct vnl_dev *d)
+{
+	if (ioctl(d->device_fd, VFIO_DEVICE_RESET))
+		return vnl_fail("VFIO_DEVICE_RESET");
+	return 0;
 }
 
 /**

@@ -49,6 +49,8 @@ extern char vnl_err[256];
 int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 		 uint64_t iova, size_t dma_size);
 void vnl_dev_close(struct vnl_dev *d);
+int vnl_dev_map_arena_of(struct vnl_dev *d, const struct vnl_dev *src);
+int vnl_dev_reset(struct vnl_dev *d);
 int vnl_cfg_read(struct vnl_dev *d, unsigned int off, void *buf, size_t len);
 int vnl_cfg_write(struct vnl_dev *d, unsigned int off, const void *buf,
 		  size_t len);
@@ -169,6 +171,42 @@ int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len);
 int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 		     uint16_t *scid);
 int vnl_sysfs_write(const char *bdf, const char *attr, const char *val);
+
+/* ---- TP4159 through the PF (lib/lm.c) ---- */
+
+#define VNL_OPC_TRACK_SEND	0x3d
+#define VNL_OPC_TRACK_RECV	0x3e
+#define VNL_OPC_MIG_SEND	0x41
+#define VNL_OPC_MIG_RECV	0x42
+#define VNL_OPC_CDQ		0x45
+
+enum { VNL_SEQ_MIDDLE, VNL_SEQ_FIRST, VNL_SEQ_LAST, VNL_SEQ_ONLY };
+
+int vnl_pf_cmd64(int fd, uint8_t opc, uint32_t nsid, const uint32_t cdw[6],
+		 void *data, uint32_t len, uint64_t *res);
+int vnl_pf_cmd(int fd, uint8_t opc, uint32_t nsid, const uint32_t cdw[6],
+	       void *data, uint32_t len, uint32_t *dw0);
+int vnl_lm_suspend(int fd, uint16_t cntlid, int stype, bool dudmq);
+int vnl_lm_resume(int fd, uint16_t cntlid);
+int vnl_lm_get_state(int fd, uint16_t cntlid, uint8_t csvi, uint8_t csuuidi,
+		     uint64_t offset, void *buf, uint32_t len, uint32_t *dw0);
+int vnl_lm_get_state_all(int fd, uint16_t cntlid, uint8_t csvi,
+			 uint8_t csuuidi, uint32_t chunk, uint8_t **out,
+			 size_t *outlen, bool *csup);
+int vnl_lm_set_state(int fd, uint16_t cntlid, uint8_t csvi, uint8_t csuuidi,
+		     int seqind, uint64_t offset, const void *buf, uint32_t len);
+int vnl_lm_set_state_all(int fd, uint16_t cntlid, uint8_t csvi,
+			 uint8_t csuuidi, uint32_t chunk, const uint8_t *buf,
+			 size_t len);
+struct vnl_range {
+	uint64_t addr;
+	uint64_t len;	/* bytes */
+};
+
+int vnl_lm_track_mem(int fd, uint16_t cntlid, bool start, uint8_t rmrtg,
+		     const struct vnl_range *ranges, uint32_t n, uint32_t *dw0,
+		     uint32_t *dw1);
+int vnl_lm_track_recv(int fd, uint16_t cntlid, void *buf, uint32_t len);
 
 /* Virtualization Management (1Ch) actions and resource types */
 #define VNL_VM_OFFLINE	0x7
