@@ -23,9 +23,12 @@ fi
 # source file, not as a patch.
 for p in patches/linux-6.12/*.patch; do
 	[ -e "$p" ] || continue
-	"$ksrc/scripts/checkpatch.pl" --strict --terse --root="$ksrc" - <"$p" 2>&1 |
-		sed "s|^-:|$p:|" >>"$log"
-	[ "${PIPESTATUS[0]}" -eq 0 ] || fail=1
+	if ! "$ksrc/scripts/checkpatch.pl" --strict --terse --root="$ksrc" - \
+		<"$p" >"$log.patch" 2>&1; then
+		fail=1
+	fi
+	sed "s|^-:|$p:|" "$log.patch" >>"$log"
+	rm -f "$log.patch"
 done
 if [ $fail -ne 0 ]; then
 	grep -E "^[^ ]+:[0-9]+: (ERROR|WARNING|CHECK)" "$log" || tail -20 "$log"

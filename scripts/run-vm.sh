@@ -11,8 +11,9 @@ set -euo pipefail
 
 qemu=$1 fw=$2 kernel=$3 initrd=$4 rundir=$5 timeout=$6 interactive=${7:-}
 mkdir -p "$rundir"
-rm -f "$rundir/nvm.img" "$rundir/hmp.sock"
+rm -f "$rundir/nvm.img" "$rundir/nvm2.img" "$rundir"/hmp*.sock
 truncate -s 64M "$rundir/nvm.img"
+truncate -s 16M "$rundir/nvm2.img"
 
 args=(
 	-L "$fw" -accel tcg -cpu max -smp 2 -m "${RIG_MEM:-2G}"
@@ -20,8 +21,15 @@ args=(
 	-device intel-iommu,intremap=on,caching-mode=on
 	-nodefaults -display none -no-reboot
 	-kernel "$kernel" -initrd "$initrd"
-	-append "console=ttyS0 intel_iommu=on panic=-1 ${RIG_APPEND:-}"
+	-append "console=ttyS0 intel_iommu=on panic=-1 vfio_pci.enable_sriov=1 ${RIG_APPEND:-}"
 	-monitor "unix:$rundir/hmp.sock,server=on,wait=off"
+	# a second HMP monitor for the guest's tests (fault injection): the
+	# guest's virtio-serial port is a client of this QEMU's own socket
+	-chardev "socket,id=hmpg,path=$rundir/hmp-guest.sock,server=on,wait=off"
+	-mon chardev=hmpg,mode=readline
+	-chardev "socket,id=hmpgc,path=$rundir/hmp-guest.sock"
+	-device virtio-serial-pci,id=vser0
+	-device virtserialport,bus=vser0.0,chardev=hmpgc,name=org.nvme-vfio-pci.hmp
 	-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1
 	-drive "file=$rundir/nvm.img,if=none,id=nvm,format=raw"
 	-device nvme-subsys,id=subsys0
@@ -31,6 +39,8 @@ args=(
 	-device pcie-root-port,id=rp2,bus=pcie.0,chassis=2,slot=2
 	-device nvme-subsys,id=subsys1
 	-device "nvme,id=nvme1,bus=rp2,serial=feedcafe,subsys=subsys1,sriov_max_vfs=1,sriov_vq_flexible=2,sriov_vi_flexible=1,max_ioqpairs=4,hmlms=on"
+	-drive "file=$rundir/nvm2.img,if=none,id=nvm2,format=raw"
+	-device nvme-ns,drive=nvm2,bus=nvme1,nsid=1
 )
 if [ -n "$interactive" ]; then
 	exec "$qemu" "${args[@]}" -serial mon:stdio

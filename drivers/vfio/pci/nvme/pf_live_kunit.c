@@ -76,6 +76,19 @@ static void export_accepts_migration_identify_test(struct kunit *test)
 
 	identify(&c, NVME_LM_ID_CNS_PRIMARY_CTRL_CAP);
 	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), 0);
+
+	/* namespaces of the subsystem: NSID 1 exists, attached to the VFs */
+	identify(&c, NVME_ID_CNS_NS_PRESENT_LIST);
+	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), 0);
+	KUNIT_EXPECT_EQ(test, get_unaligned_le32(buf), 1);
+	identify(&c, NVME_ID_CNS_NS_PRESENT);
+	c.identify.nsid = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), 0);
+	KUNIT_EXPECT_NE(test, get_unaligned_le64(buf), 0);	/* NSZE */
+	identify(&c, NVME_ID_CNS_CTRL_NS_LIST);
+	c.identify.nsid = cpu_to_le32(1);
+	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), 0);
+	KUNIT_EXPECT_GE(test, get_unaligned_le16(buf), 1);	/* controllers */
 	pci_dev_put(vf);
 }
 
@@ -94,6 +107,13 @@ static void export_refuses_other_commands_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), -EPERM);
 	identify(&c, NVME_ID_CNS_CTRL);
 	c.identify.csi = NVME_CSI_ZNS;
+	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), -EPERM);
+	identify(&c, NVME_ID_CNS_NS_PRESENT);
+	c.identify.nsid = cpu_to_le32(1);
+	c.identify.csi = NVME_CSI_ZNS;
+	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), -EPERM);
+	identify(&c, NVME_ID_CNS_CS_NS);
+	c.identify.nsid = cpu_to_le32(1);
 	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), -EPERM);
 	identify(&c, NVME_ID_CNS_NS_ACTIVE_LIST);
 	KUNIT_EXPECT_EQ(test, nvme_pci_vf_admin_cmd(vf, &c, buf, 4096, NULL, NULL), -EPERM);

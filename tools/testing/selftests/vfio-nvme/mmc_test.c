@@ -772,4 +772,66 @@ TEST_F(mmc, fuzz_set_state)
 	free(state);
 }
 
+/*
+ * The rig's fault injection: the next N commands of a kind fail with the
+ * chosen status, then commands work again.
+ */
+TEST_F(mmc, fault_injection)
+{
+	uint16_t vf1 = self->scid[0];
+	uint8_t buf[48];
+	int i;
+
+	/* two Suspends fail with Internal Error + DNR, the third works */
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "suspend", 2, 0x4006)) TH_LOG("%s", vnl_err);
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0x4006, vnl_lm_suspend(self->pffd, vf1, 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf1, 1, false));
+	self->suspended[0] = true;
+
+	/* one Get Controller State fails with a chosen generic status */
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x0004));
+	EXPECT_EQ(0x0004, vnl_lm_get_state(self->pffd, vf1, 1, 1, 0, buf, 48, NULL));
+	EXPECT_EQ(0, vnl_lm_get_state(self->pffd, vf1, 1, 1, 0, buf, 48, NULL));
+
+	/* Resume, with a fault armed for another kind: not affected */
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "track-recv", 1, 0x0006));
+	ASSERT_EQ(0, vnl_lm_resume(self->pffd, vf1));
+	self->suspended[0] = false;
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "none", 0, 0x0006));
+}
+
+/* Virtualization Management statuses (20h, 21h, 22h, 1Fh) on the MMC */
+TEST_F(mmc, virt_mgmt_statuses)
+{
+	uint8_t *buf = calloc(1, 4096);
+	uint32_t cdw[6] = { 0x01 };
+	uint16_t pfid;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	pfid = le16(buf + 78);
+	free(buf);
+
+	/* 1Fh: no such secondary controller */
+	cdw[0] = 0x7ff << 16 | VNL_VM_OFFLINE;
+	EXPECT_EQ(ST_INVALID_CTRL_ID,
+		  ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw, NULL, 0, NULL)));
+	/* 20h Invalid Secondary Controller State: assign while online */
+	cdw[0] = (uint32_t)self->scid[0] << 16 | VNL_VM_RT_VQ << 8 | VNL_VM_ASSIGN;
+	cdw[1] = 2;
+	EXPECT_EQ(0x120, ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
+				       NULL, 0, NULL)));
+	/* 21h Invalid Number of Controller Resources: more than exist */
+	cdw[0] = (uint32_t)pfid << 16 | VNL_VM_RT_VQ << 8 | 0x1;	/* primary */
+	cdw[1] = 0xffff;
+	EXPECT_EQ(0x121, ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
+				       NULL, 0, NULL)));
+	/* 22h Invalid Resource Identifier: RT 2 */
+	cdw[0] = (uint32_t)self->scid[0] << 16 | 2 << 8 | VNL_VM_ASSIGN;
+	cdw[1] = 1;
+	EXPECT_EQ(0x122, ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
+				       NULL, 0, NULL)));
+}
+
 TEST_HARNESS_MAIN

@@ -208,6 +208,12 @@ int vnl_lm_track_mem(int fd, uint16_t cntlid, bool start, uint8_t rmrtg,
 		     uint32_t *dw1);
 int vnl_lm_track_recv(int fd, uint16_t cntlid, void *buf, uint32_t len);
 
+/* ---- the rig's QEMU monitor (lib/hmp.c) ---- */
+
+int vnl_hmp(const char *cmd, char *out, size_t len);
+int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
+		 unsigned int status);
+
 /* Virtualization Management (1Ch) actions and resource types */
 #define VNL_VM_OFFLINE	0x7
 #define VNL_VM_ASSIGN	0x8

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vnl: the rig's QEMU monitor, reached from inside the guest through a
+ * virtio-serial port (see scripts/run-vm.sh), for device-model fault
+ * injection.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vnl.h"
+
+int vnl_fail(const char *fmt, ...);
+
+#define HMP_PORT_NAME	"org.nvme-vfio-pci.hmp"
+#define HMP_PROMPT	"(qemu) "
+
+static int hmp_open(void)
+{
+	char path[PATH_MAX], name[64];
+	struct dirent *de;
+	int fd = -ENOENT;
+	FILE *f;
+	DIR *dir;
+
+	dir = opendir("/sys/class/virtio-ports");
+	if (!dir)
+		return vnl_fail("no virtio-ports in sysfs");
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name",
+			 de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f) &&
+		    !strncmp(name, HMP_PORT_NAME, strlen(HMP_PORT_NAME))) {
+			snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+			fd = open(path, O_RDWR | O_NONBLOCK);
+			if (fd < 0)
+				fd = vnl_fail("open %s", path);
+		}
+		fclose(f);
+		if (fd != -ENOENT)
+			break;
+	}
+	closedir(dir);
+	if (fd == -ENOENT) {
+		errno = ENOENT;
+		vnl_fail("no virtio port %s", HMP_PORT_NAME);
+	}
+	return fd;
+}
+
+/*
+ * Read what arrives until @ms milliseconds pass without data, or (with
+ * @until_prompt) until the output ends with the prompt.  Readline echoes a
+ * command with cursor movements, which grows with the square of its length:
+ * only the last @len - 1 bytes are kept in @buf.
+ */
+static size_t hmp_read(int fd, char *buf, size_t len, int ms,
+		       bool until_prompt)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t have = 0, plen = strlen(HMP_PROMPT);
+	char chunk[4096];
+	ssize_t n;
+
+	buf[0] = 0;
+	while (poll(&pfd, 1, ms) > 0) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n <= 0)
+			break;
+		if ((size_t)n >= len - 1) {
+			memcpy(buf, chunk + n - (len - 1), len - 1);
+			have = len - 1;
+		} else {
+			if (have + n > len - 1) {
+				memmove(buf, buf + have + n - (len - 1),
+					len - 1 - n);
+				have = len - 1 - n;
+			}
+			memcpy(buf + have, chunk, n);
+			have += n;
+		}
+		buf[have] = 0;
+		if (until_prompt && have >= plen &&
+		    !strcmp(buf + have - plen, HMP_PROMPT))
+			break;
+	}
+	return have;
+}
+
+/**
+ * vnl_hmp() - run one HMP command on the rig's QEMU
+ * @cmd: the command, without newline
+ * @out: returns what the monitor printed (echo and prompt included)
+ * @len: size of @out
+ *
+ * Return: 0, or a negative errno when the monitor port is missing or does
+ * not answer with a prompt.
+ */
+int vnl_hmp(const char *cmd, char *out, size_t len)
+{
+	char junk[4096];
+	size_t have;
+	int fd;
+
+	fd = hmp_open();
+	if (fd < 0)
+		return fd;
+	/* banner and prompts left from earlier commands */
+	hmp_read(fd, junk, sizeof(junk), 200, false);
+	if (write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd) ||
+	    write(fd, "\n", 1) != 1) {
+		close(fd);
+		return vnl_fail("write to the monitor port");
+	}
+	have = hmp_read(fd, out, len, 10000, true);
+	close(fd);
+	if (have < strlen(HMP_PROMPT) ||
+	    strcmp(out + have - strlen(HMP_PROMPT), HMP_PROMPT)) {
+		errno = ETIMEDOUT;
+		return vnl_fail("monitor did not answer '%s'", cmd);
+	}
+	return 0;
+}
+
+/**
+ * vnl_lm_fault() - make the next @count commands of a kind fail in QEMU
+ * @pf_id: QOM id of the PF (the rig's is "nvme0")
+ * @kind: suspend, resume, get-state, set-state, track-send, track-recv or
+ *	none
+ * @count: how many commands fail
+ * @status: the NVMe status they complete with (SCT << 8 | SC, DNR 0x4000)
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
+		 unsigned int status)
+{
+	char cmd[160], out[1024];
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-status %u",
+		 pf_id, status);
+	ret = vnl_hmp(cmd, out, sizeof(out));
+	if (ret)
+		return ret;
+	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-cmd %s",
+		 pf_id, kind);
+	ret = vnl_hmp(cmd, out, sizeof(out));
+	if (ret)
+		return ret;
+	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-count %u",
+		 pf_id, count);
+	return vnl_hmp(cmd, out, sizeof(out));
+}
