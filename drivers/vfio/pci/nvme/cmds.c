@@ -6,6 +6,7 @@
  * the PF through nvme-pci.
  */
 #include <linux/bitfield.h>
+#include <linux/cleanup.h>
 #include <linux/errno.h>
 #include <linux/kernel.h>
 #include <linux/nvme.h>
@@ -117,6 +118,23 @@ void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid)
 }
 
 /**
+ * nvmevf_cmd_identify_ns() - Identify of a namespace data structure of the PF
+ * @c: command to fill
+ * @cns: NVME_ID_CNS_NS_PRESENT_LIST (10h, allocated NSIDs above @nsid),
+ *	NVME_ID_CNS_NS_PRESENT (11h, Identify Namespace of an allocated NSID)
+ *	or NVME_ID_CNS_CTRL_NS_LIST (12h, controllers attached to @nsid, from
+ *	@cntid up)
+ * @nsid: CDW1 NSID
+ * @cntid: CDW10 CNTID (lowest controller listed for CNS 12h), else 0
+ */
+void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
+			    u16 cntid)
+{
+	nvmevf_cmd_identify(c, cns, cntid);
+	c->identify.nsid = cpu_to_le32(nsid);
+}
+
+/**
  * nvmevf_cmd_track_mem() - Track Send, Track Memory Changes
  * @c: command to fill
  * @cntlid: controller whose host memory writes are tracked
@@ -211,6 +229,44 @@ u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer)
 }
 
 /**
+ * nvmevf_sec_ctrl_find() - find a VF's entry in a CNS 15h list
+ * @buf: Secondary Controller List as returned by the PF
+ * @len: number of valid bytes in @buf
+ * @vfn: SR-IOV VF number, 1-based (pci_iov_vf_id() + 1)
+ * @last: returns the highest SCID listed, to continue the list from; may
+ *	be NULL
+ *
+ * The entry count comes from the device and is not trusted: only entries
+ * that lie entirely within @len bytes are looked at.
+ *
+ * Return: the entry, or NULL for a VFN of 0, a buffer shorter than the list
+ * header or a list without an entry for @vfn.
+ */
+const struct nvme_lm_sec_ctrl_entry *
+nvmevf_sec_ctrl_find(const void *buf, size_t len, u16 vfn, u16 *last)
+{
+	const struct nvme_lm_sec_ctrl_list *list = buf;
+	size_t hdr = offsetof(struct nvme_lm_sec_ctrl_list, entries);
+	size_t n, i;
+
+	if (last)
+		*last = 0;
+	if (!vfn || len < hdr)
+		return NULL;
+	n = min_t(size_t, list->numid, (len - hdr) / sizeof(list->entries[0]));
+	n = min_t(size_t, n, NVME_LM_SEC_CTRL_LIST_MAX);
+	for (i = 0; i < n; i++) {
+		u16 id = le16_to_cpu(list->entries[i].scid);
+
+		if (last && id > *last)
+			*last = id;
+		if (le16_to_cpu(list->entries[i].vfn) == vfn)
+			return &list->entries[i];
+	}
+	return NULL;
+}
+
+/**
  * nvmevf_sec_ctrl_find_scid() - find a VF's controller in a CNS 15h list
  * @buf: Secondary Controller List as returned by the PF
  * @len: number of valid bytes in @buf
@@ -219,36 +275,21 @@ u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer)
  * @last: returns the highest SCID listed, to continue the list from; may
  *	be NULL
  *
- * The entry count comes from the device and is not trusted: only entries
- * that lie entirely within @len bytes are looked at.
- *
  * Return: 0 on success, -EINVAL for a VFN of 0 or a buffer shorter than the
  * list header, -ENOENT if no entry of the list names @vfn.
  */
 int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid,
 			      u16 *last)
 {
-	const struct nvme_lm_sec_ctrl_list *list = buf;
-	size_t hdr = offsetof(struct nvme_lm_sec_ctrl_list, entries);
-	size_t n, i;
+	const struct nvme_lm_sec_ctrl_entry *e;
 
-	if (!vfn || len < hdr)
+	if (!vfn || len < offsetof(struct nvme_lm_sec_ctrl_list, entries))
 		return -EINVAL;
-	n = min_t(size_t, list->numid, (len - hdr) / sizeof(list->entries[0]));
-	n = min_t(size_t, n, NVME_LM_SEC_CTRL_LIST_MAX);
-	if (last)
-		*last = 0;
-	for (i = 0; i < n; i++) {
-		u16 id = le16_to_cpu(list->entries[i].scid);
-
-		if (last && id > *last)
-			*last = id;
-		if (le16_to_cpu(list->entries[i].vfn) == vfn) {
-			*scid = id;
-			return 0;
-		}
-	}
-	return -ENOENT;
+	e = nvmevf_sec_ctrl_find(buf, len, vfn, last);
+	if (!e)
+		return -ENOENT;
+	*scid = le16_to_cpu(e->scid);
+	return 0;
 }
 
 /**
@@ -295,6 +336,117 @@ int nvmevf_parse_csf(const void *buf, size_t len, u16 version,
 			break;
 		}
 	}
+	return 0;
+}
+
+/**
+ * nvmevf_csf_uuid() - a vendor specific state format of Identify CNS 20h
+ * @buf: Supported Controller State Formats data
+ * @len: valid bytes in @buf
+ * @index: 1-based UUID index (CSUUIDI)
+ * @uuid: returns the UUID at @index
+ *
+ * Return: 0, or -ENOENT if the PF lists fewer than @index UUIDs (in NUUID or
+ * within @len bytes).
+ */
+int nvmevf_csf_uuid(const void *buf, size_t len, unsigned int index,
+		    uuid_t *uuid)
+{
+	const u8 *p = buf;
+	size_t off;
+
+	if (len < NVME_LM_CSF_HDR_SIZE || !index || index > p[1])
+		return -ENOENT;
+	off = NVME_LM_CSF_HDR_SIZE + p[0] * NVME_LM_CSF_VER_SIZE +
+	      (index - 1) * NVME_LM_CSF_UUID_SIZE;
+	if (off + NVME_LM_CSF_UUID_SIZE > len)
+		return -ENOENT;
+	import_uuid(uuid, p + off);
+	return 0;
+}
+
+/**
+ * nvmevf_nsid_list_parse() - check a Namespace ID list (Identify CNS 10h)
+ * @buf: the list: up to 1024 NSIDs, ascending, ended by a 0 entry
+ * @len: valid bytes in @buf
+ * @start: the NSID the list was requested for (only NSIDs above it listed)
+ *
+ * Return: the number of NSIDs before the first 0 entry, or -EIO if one is
+ * not above @start and the previous entry, or is a broadcast value.
+ */
+int nvmevf_nsid_list_parse(const void *buf, size_t len, u32 start)
+{
+	size_t n = min_t(size_t, len, NVME_IDENTIFY_DATA_SIZE) / sizeof(u32);
+	u32 prev = start;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		u32 nsid = get_unaligned_le32(buf + i * sizeof(u32));
+
+		if (!nsid)
+			break;
+		if (nsid <= prev || nsid >= NVME_NSID_ALL - 1)
+			return -EIO;
+		prev = nsid;
+	}
+	return i;
+}
+
+/**
+ * nvmevf_ctrl_list_has() - is a controller in a Controller List (CNS 12h)
+ * @buf: the list: a 16-bit count, then up to 2047 16-bit controller IDs
+ * @len: valid bytes in @buf
+ * @cntlid: the controller looked for
+ *
+ * Return: true if one of the listed IDs (within @len) is @cntlid.
+ */
+bool nvmevf_ctrl_list_has(const void *buf, size_t len, u16 cntlid)
+{
+	size_t n, i;
+
+	if (len < sizeof(u16))
+		return false;
+	n = min_t(size_t, get_unaligned_le16(buf), (len - 2) / sizeof(u16));
+	for (i = 0; i < n; i++)
+		if (get_unaligned_le16(buf + 2 + i * sizeof(u16)) == cntlid)
+			return true;
+	return false;
+}
+
+/**
+ * nvmevf_id_ns_parse() - the identity of a namespace, from Identify Namespace
+ * @buf: Identify Namespace data (CNS 11h)
+ * @len: valid bytes in @buf
+ * @nsid: the NSID it was read for
+ * @ns: filled: NSID, NSZE (bytes 7:0), NGUID (119:104), EUI64 (127:120),
+ *	and of the formatted LBA format (FLBAS byte 26, bits 3:0 and 6:5 for
+ *	more than 16 formats; LBAF at byte 128 + 4 * index) the LBA data size
+ *	(LBADS) and metadata size, and whether metadata is extended (FLBAS
+ *	bit 4)
+ *
+ * Return: 0, -EINVAL for a short buffer, -EIO if FLBAS names a format
+ * beyond NLBAF.
+ */
+int nvmevf_id_ns_parse(const void *buf, size_t len, u32 nsid,
+		       struct nvmevf_compat_ns *ns)
+{
+	const struct nvme_id_ns *id = buf;
+	unsigned int idx;
+
+	if (len < sizeof(*id))
+		return -EINVAL;
+	idx = nvme_lbaf_index(id->flbas);
+	if (idx > id->nlbaf)
+		return -EIO;
+	memset(ns, 0, sizeof(*ns));
+	ns->nsid = cpu_to_le32(nsid);
+	ns->lbads = id->lbaf[idx].ds;
+	if (id->flbas & NVME_NS_FLBAS_META_EXT)
+		ns->flags |= NVMEVF_NS_F_EXT_LBA;
+	ns->ms = id->lbaf[idx].ms;
+	ns->nsze = id->nsze;
+	memcpy(ns->nguid, id->nguid, sizeof(ns->nguid));
+	memcpy(ns->eui64, id->eui64, sizeof(ns->eui64));
 	return 0;
 }
 
@@ -357,9 +509,36 @@ int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 }
 
 /**
- * nvmevf_lookup_scid() - the Secondary Controller ID of a VF
+ * nvmevf_exec() - send one command to the VF's PF and account for it
  * @vf: the VF
- * @scid: returns the SCID the PF lists for VFN = pci_iov_vf_id() + 1
+ * @st: statistics to update, or NULL
+ * @c: the command
+ * @buf: data, or NULL
+ * @len: data length
+ * @dw0: returns completion dword 0, may be NULL
+ *
+ * Return: 0 or a negative errno, nvmevf_status_to_errno() of the result.
+ */
+int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
+		struct nvme_command *c, void *buf, unsigned int len, u32 *dw0)
+{
+	int status = nvmevf_submit(vf, c, buf, len, dw0, NULL);
+
+	if (st) {
+		st->commands++;
+		st->last_status = status;
+		if (status)
+			st->errors++;
+	}
+	return nvmevf_status_to_errno(status);
+}
+
+/**
+ * nvmevf_lookup_sec_ctrl() - the Secondary Controller entry of a VF
+ * @vf: the VF
+ * @st: statistics to update, or NULL
+ * @entry: returns the CNS 15h entry whose VFN is pci_iov_vf_id() + 1 (SCID,
+ *	NVQ, NVI, ...)
  *
  * Walks Identify CNS 15h from CNTID 0, continuing after the highest SCID of
  * a full list.
@@ -367,9 +546,11 @@ int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
  * Return: 0, -ENOENT if the PF does not list the VF, or another negative
  * errno.
  */
-int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid)
+int nvmevf_lookup_sec_ctrl(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
+			   struct nvme_lm_sec_ctrl_entry *entry)
 {
-	struct nvme_lm_sec_ctrl_list *list;
+	struct nvme_lm_sec_ctrl_list *list __free(kfree) = NULL;
+	const struct nvme_lm_sec_ctrl_entry *e;
 	struct nvme_command c;
 	u16 cntid = 0, last;
 	int vfn, ret, i;
@@ -383,18 +564,37 @@ int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid)
 	/* at most 64K controllers, 127 per page */
 	for (i = 0; i < 517; i++) {
 		nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_SEC_CTRL_LIST, cntid);
-		ret = nvmevf_status_to_errno(nvmevf_submit(vf, &c, list,
-							   sizeof(*list),
-							   NULL, NULL));
+		ret = nvmevf_exec(vf, st, &c, list, sizeof(*list), NULL);
 		if (ret)
-			break;
-		ret = nvmevf_sec_ctrl_find_scid(list, sizeof(*list), vfn + 1,
-						scid, &last);
-		if (ret != -ENOENT || list->numid < NVME_LM_SEC_CTRL_LIST_MAX ||
+			return ret;
+		e = nvmevf_sec_ctrl_find(list, sizeof(*list), vfn + 1, &last);
+		if (e) {
+			*entry = *e;
+			return 0;
+		}
+		if (list->numid < NVME_LM_SEC_CTRL_LIST_MAX ||
 		    last < cntid || last == U16_MAX)
 			break;
 		cntid = last + 1;
 	}
-	kfree(list);
+	return -ENOENT;
+}
+
+/**
+ * nvmevf_lookup_scid() - the Secondary Controller ID of a VF
+ * @vf: the VF
+ * @scid: returns the SCID the PF lists for VFN = pci_iov_vf_id() + 1
+ *
+ * Return: 0, -ENOENT if the PF does not list the VF, or another negative
+ * errno.
+ */
+int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid)
+{
+	struct nvme_lm_sec_ctrl_entry e;
+	int ret;
+
+	ret = nvmevf_lookup_sec_ctrl(vf, NULL, &e);
+	if (!ret)
+		*scid = le16_to_cpu(e.scid);
 	return ret;
 }

@@ -124,6 +124,27 @@ static void identify_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x14);
 }
 
+static void identify_ns_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_CTRL_NS_LIST, 0x12345678, 3);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x06);
+	KUNIT_EXPECT_EQ(test, c.common.flags, 0);
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(c.common.dptr.prp1), 0);
+	/* NSID in CDW1; CNTID 31:16, CNS 7:0; CSI 0 */
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(c.common.nsid), 0x12345678);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00030012);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 0);
+	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT_LIST, 0, 0);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(c.common.nsid), 0);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x10);
+	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT, 7, 0);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(c.common.nsid), 7);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x11);
+}
+
 static void track_send_test(struct kunit *test)
 {
 	struct nvme_command c;
@@ -343,6 +364,121 @@ static void parse_csf_test(struct kunit *test)
 					       &csuuidi), -EINVAL);
 }
 
+static void sec_ctrl_find_test(struct kunit *test)
+{
+	struct nvme_lm_sec_ctrl_list *l = sec_list_alloc(test);
+	const struct nvme_lm_sec_ctrl_entry *e;
+
+	sec_list_add(l, 0x11, 1);
+	sec_list_add(l, 0x12, 2);
+	l->entries[1].nvq = cpu_to_le16(4);
+	l->entries[1].nvi = cpu_to_le16(3);
+
+	e = nvmevf_sec_ctrl_find(l, sizeof(*l), 2, NULL);
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(e->scid), 0x12);
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(e->nvq), 4);
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(e->nvi), 3);
+	KUNIT_EXPECT_NULL(test, nvmevf_sec_ctrl_find(l, sizeof(*l), 3, NULL));
+	KUNIT_EXPECT_NULL(test, nvmevf_sec_ctrl_find(l, sizeof(*l), 0, NULL));
+	KUNIT_EXPECT_NULL(test, nvmevf_sec_ctrl_find(l, 31, 1, NULL));
+}
+
+static void csf_uuid_test(struct kunit *test)
+{
+	u8 buf[2 + 2 * 2 + 2 * 16];
+	uuid_t u;
+
+	buf[0] = 2;
+	buf[1] = 2;
+	put_unaligned_le16(5, buf + 2);
+	put_unaligned_le16(0, buf + 4);
+	memcpy(buf + 6, &csf_uuid_a, 16);
+	memcpy(buf + 22, &csf_uuid_b, 16);
+
+	KUNIT_EXPECT_EQ(test, nvmevf_csf_uuid(buf, sizeof(buf), 1, &u), 0);
+	KUNIT_EXPECT_TRUE(test, uuid_equal(&u, &csf_uuid_a));
+	KUNIT_EXPECT_EQ(test, nvmevf_csf_uuid(buf, sizeof(buf), 2, &u), 0);
+	KUNIT_EXPECT_TRUE(test, uuid_equal(&u, &csf_uuid_b));
+	/* 1-based; beyond NUUID; beyond the buffer */
+	KUNIT_EXPECT_EQ(test, nvmevf_csf_uuid(buf, sizeof(buf), 0, &u), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvmevf_csf_uuid(buf, sizeof(buf), 3, &u), -ENOENT);
+	KUNIT_EXPECT_EQ(test, nvmevf_csf_uuid(buf, sizeof(buf) - 1, 2, &u),
+			-ENOENT);
+	/* no vendor format at all */
+	buf[1] = 0;
+	KUNIT_EXPECT_EQ(test, nvmevf_csf_uuid(buf, sizeof(buf), 1, &u), -ENOENT);
+}
+
+static void ns_lists_test(struct kunit *test)
+{
+	u8 *buf = kunit_kzalloc(test, NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+
+	/* CNS 10h: NSIDs above the start, ascending, 0-terminated */
+	put_unaligned_le32(3, buf);
+	put_unaligned_le32(9, buf + 4);
+	KUNIT_EXPECT_EQ(test, nvmevf_nsid_list_parse(buf, NVME_IDENTIFY_DATA_SIZE,
+						     0), 2);
+	KUNIT_EXPECT_EQ(test, nvmevf_nsid_list_parse(buf, NVME_IDENTIFY_DATA_SIZE,
+						     3), -EIO);
+	put_unaligned_le32(3, buf + 4);
+	KUNIT_EXPECT_EQ(test, nvmevf_nsid_list_parse(buf, NVME_IDENTIFY_DATA_SIZE,
+						     0), -EIO);
+	put_unaligned_le32(NVME_NSID_ALL, buf + 4);
+	KUNIT_EXPECT_EQ(test, nvmevf_nsid_list_parse(buf, NVME_IDENTIFY_DATA_SIZE,
+						     0), -EIO);
+	for (i = 0; i < NVME_IDENTIFY_DATA_SIZE / 4; i++)
+		put_unaligned_le32(i + 1, buf + 4 * i);
+	KUNIT_EXPECT_EQ(test, nvmevf_nsid_list_parse(buf, NVME_IDENTIFY_DATA_SIZE,
+						     0), 1024);
+	KUNIT_EXPECT_EQ(test, nvmevf_nsid_list_parse(buf, 8, 0), 2);
+
+	/* CNS 12h: count, then controller IDs */
+	memset(buf, 0, NVME_IDENTIFY_DATA_SIZE);
+	put_unaligned_le16(2, buf);
+	put_unaligned_le16(1, buf + 2);
+	put_unaligned_le16(0x42, buf + 4);
+	put_unaligned_le16(0x43, buf + 6);	/* beyond the count */
+	KUNIT_EXPECT_TRUE(test, nvmevf_ctrl_list_has(buf, 4096, 0x42));
+	KUNIT_EXPECT_FALSE(test, nvmevf_ctrl_list_has(buf, 4096, 0x43));
+	KUNIT_EXPECT_FALSE(test, nvmevf_ctrl_list_has(buf, 5, 0x42));
+	KUNIT_EXPECT_FALSE(test, nvmevf_ctrl_list_has(buf, 1, 0x42));
+}
+
+static void id_ns_parse_test(struct kunit *test)
+{
+	struct nvme_id_ns *id = kunit_kzalloc(test, sizeof(*id), GFP_KERNEL);
+	struct nvmevf_compat_ns ns;
+	u8 *raw = (u8 *)id;
+
+	KUNIT_ASSERT_NOT_NULL(test, id);
+	/* byte offsets of the identity fields */
+	put_unaligned_le64(0x1000, raw + 0);		/* NSZE */
+	raw[25] = 17;					/* NLBAF: 18 formats */
+	raw[26] = 0x10 | 0x20 | 0x1;			/* FLBAS: ext, idx 17 */
+	memset(raw + 104, 0xab, 16);			/* NGUID */
+	memset(raw + 120, 0xcd, 8);			/* EUI64 */
+	put_unaligned_le16(8, raw + 128 + 4 * 17);	/* LBAF17.MS */
+	raw[128 + 4 * 17 + 2] = 12;			/* LBAF17.LBADS */
+
+	KUNIT_EXPECT_EQ(test, nvmevf_id_ns_parse(id, sizeof(*id), 5, &ns), 0);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(ns.nsid), 5);
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(ns.nsze), 0x1000);
+	KUNIT_EXPECT_EQ(test, ns.lbads, 12);
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(ns.ms), 8);
+	KUNIT_EXPECT_EQ(test, ns.flags, NVMEVF_NS_F_EXT_LBA);
+	KUNIT_EXPECT_EQ(test, ns.nguid[15], 0xab);
+	KUNIT_EXPECT_EQ(test, ns.eui64[7], 0xcd);
+
+	/* a format index beyond NLBAF */
+	raw[25] = 16;
+	KUNIT_EXPECT_EQ(test, nvmevf_id_ns_parse(id, sizeof(*id), 5, &ns), -EIO);
+	KUNIT_EXPECT_EQ(test, nvmevf_id_ns_parse(id, 4095, 5, &ns), -EINVAL);
+}
+
 static const struct {
 	int status;
 	int err;
@@ -390,6 +526,7 @@ static struct kunit_case nvmevf_cmds_test_cases[] = {
 	KUNIT_CASE(set_state_test),
 	KUNIT_CASE(get_state_test),
 	KUNIT_CASE(identify_test),
+	KUNIT_CASE(identify_ns_test),
 	KUNIT_CASE(track_send_test),
 	KUNIT_CASE(track_mem_build_test),
 	KUNIT_CASE(track_recv_test),
@@ -397,6 +534,10 @@ static struct kunit_case nvmevf_cmds_test_cases[] = {
 	KUNIT_CASE(sec_ctrl_find_scid_test),
 	KUNIT_CASE(sec_ctrl_find_scid_truncated_test),
 	KUNIT_CASE(parse_csf_test),
+	KUNIT_CASE(sec_ctrl_find_test),
+	KUNIT_CASE(csf_uuid_test),
+	KUNIT_CASE(ns_lists_test),
+	KUNIT_CASE(id_ns_parse_test),
 	KUNIT_CASE(status_to_errno_test),
 	{}
 };

@@ -3,9 +3,10 @@
  * nvme-vfio-pci: vfio-pci variant driver for NVMe SR-IOV virtual functions.
  *
  * The driver binds NVMe VFs (through driver_override, as every vfio-pci
- * variant driver) and, for now, behaves exactly like vfio-pci.  At probe it
- * resolves the VF's controller ID through the PF (nvme-pci's live migration
- * entry point) and follows the PF's resets; migration builds on this.
+ * variant driver) and behaves like vfio-pci.  At probe it resolves the VF's
+ * controller ID through the PF (nvme-pci's live migration entry point),
+ * follows the PF's resets and, when the PF is a TP4159 Migration Management
+ * Controller, offers VFIO live migration (lm.c).
  */
 #include <linux/debugfs.h>
 #include <linux/module.h>
@@ -15,25 +16,55 @@
 
 #include "nvme-vfio-pci.h"
 
-static int nvmevf_pci_open_device(struct vfio_device *core_vdev)
+static struct nvmevf_pci_core_device *
+nvmevf_of_vdev(struct vfio_device *core_vdev)
 {
-	struct vfio_pci_core_device *vdev =
-		container_of(core_vdev, struct vfio_pci_core_device, vdev);
+	return container_of(core_vdev, struct nvmevf_pci_core_device,
+			    core_device.vdev);
+}
+
+static int nvmevf_pci_init_dev(struct vfio_device *core_vdev)
+{
 	int ret;
 
-	ret = vfio_pci_core_enable(vdev);
+	ret = vfio_pci_core_init_dev(core_vdev);
 	if (ret)
 		return ret;
-	vfio_pci_core_finish_enable(vdev);
+	nvmevf_lm_init_dev(nvmevf_of_vdev(core_vdev));
 	return 0;
+}
+
+static void nvmevf_pci_release_dev(struct vfio_device *core_vdev)
+{
+	nvmevf_lm_release_dev(nvmevf_of_vdev(core_vdev));
+	vfio_pci_core_release_dev(core_vdev);
+}
+
+static int nvmevf_pci_open_device(struct vfio_device *core_vdev)
+{
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of_vdev(core_vdev);
+	int ret;
+
+	ret = vfio_pci_core_enable(&nvmevf->core_device);
+	if (ret)
+		return ret;
+	nvmevf_lm_open(nvmevf);
+	vfio_pci_core_finish_enable(&nvmevf->core_device);
+	return 0;
+}
+
+static void nvmevf_pci_close_device(struct vfio_device *core_vdev)
+{
+	nvmevf_lm_close(nvmevf_of_vdev(core_vdev));
+	vfio_pci_core_close_device(core_vdev);
 }
 
 static const struct vfio_device_ops nvmevf_pci_ops = {
 	.name = "nvme-vfio-pci",
-	.init = vfio_pci_core_init_dev,
-	.release = vfio_pci_core_release_dev,
+	.init = nvmevf_pci_init_dev,
+	.release = nvmevf_pci_release_dev,
 	.open_device = nvmevf_pci_open_device,
-	.close_device = vfio_pci_core_close_device,
+	.close_device = nvmevf_pci_close_device,
 	.ioctl = vfio_pci_core_ioctl,
 	.device_feature = vfio_pci_core_ioctl_feature,
 	.read = vfio_pci_core_read,
@@ -46,13 +77,6 @@ static const struct vfio_device_ops nvmevf_pci_ops = {
 	.attach_ioas = vfio_iommufd_physical_attach_ioas,
 	.detach_ioas = vfio_iommufd_physical_detach_ioas,
 };
-
-static struct nvmevf_pci_core_device *
-nvmevf_of_vdev(struct vfio_device *core_vdev)
-{
-	return container_of(core_vdev, struct nvmevf_pci_core_device,
-			    core_device.vdev);
-}
 
 /*
  * PF controller reset or removal.  Called from the PF's reset worker or
@@ -68,6 +92,7 @@ static int nvmevf_pf_event(struct notifier_block *nb, unsigned long event,
 		return NOTIFY_DONE;
 	atomic_inc(&nvmevf->pf_events[event]);
 	pci_dbg(nvmevf->core_device.pdev, "PF event %lu\n", event);
+	nvmevf_lm_pf_event(nvmevf, event);
 	return NOTIFY_OK;
 }
 
@@ -129,6 +154,9 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 		pci_info(pdev, "PF %s lists no controller for this VF (%d)\n",
 			 pci_name(nvmevf->pf), ret);
 
+	/* before registration: mig_ops are fixed from then on */
+	nvmevf_lm_probe(nvmevf);
+
 	nvmevf->pf_nb.notifier_call = nvmevf_pf_event;
 	nvme_pci_register_pf_notifier(&nvmevf->pf_nb);
 
@@ -136,10 +164,12 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 	ret = vfio_pci_core_register_device(&nvmevf->core_device);
 	if (ret) {
 		nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
+		nvmevf_lm_remove(nvmevf);
 		vfio_put_device(&nvmevf->core_device.vdev);
 		return ret;
 	}
 	nvmevf_debugfs_init(nvmevf);
+	nvmevf_lm_debugfs_init(nvmevf);
 	return 0;
 }
 
@@ -150,8 +180,23 @@ static void nvmevf_pci_remove(struct pci_dev *pdev)
 
 	vfio_pci_core_unregister_device(core_device);
 	nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
+	nvmevf_lm_remove(nvmevf);
 	vfio_put_device(&core_device->vdev);
 }
+
+/* VFIO_DEVICE_RESET, or any other reset of the VF: back to RUNNING */
+static void nvmevf_pci_reset_done(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
+
+	if (core_device)
+		nvmevf_lm_reset_done(nvmevf_of_vdev(&core_device->vdev));
+}
+
+static const struct pci_error_handlers nvmevf_pci_err_handlers = {
+	.reset_done = nvmevf_pci_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
+};
 
 /*
  * Every NVMe function (class 01:08:02), bound only through driver_override:
@@ -177,7 +222,7 @@ static struct pci_driver nvmevf_pci_driver = {
 	.id_table = nvmevf_pci_table,
 	.probe = nvmevf_pci_probe,
 	.remove = nvmevf_pci_remove,
-	.err_handler = &vfio_pci_core_err_handlers,
+	.err_handler = &nvmevf_pci_err_handlers,
 	.driver_managed_dma = true,
 };
 module_pci_driver(nvmevf_pci_driver);

@@ -7,13 +7,73 @@
 #define NVME_VFIO_PCI_H
 
 #include <linux/atomic.h>
+#include <linux/mutex.h>
 #include <linux/notifier.h>
 #include <linux/nvme-lm.h>
+#include <linux/sizes.h>
 #include <linux/types.h>
 #include <linux/uuid.h>
 #include <linux/vfio_pci_core.h>
+#include <linux/workqueue.h>
 
 struct nvme_command;
+struct nvmevf_migf;
+
+/**
+ * struct nvmevf_cmd_stats - accounting of the commands sent to the PF
+ * @commands: commands issued
+ * @errors: commands that failed (NVMe status or errno)
+ * @last_status: return of the last nvme_pci_vf_admin_cmd(): 0, a positive
+ *	NVMe status or a negative errno
+ */
+struct nvmevf_cmd_stats {
+	u64 commands;
+	u64 errors;
+	int last_status;
+};
+
+/**
+ * enum nvmevf_phase - migration phases whose last duration is kept
+ * @NVMEVF_PH_SUSPEND: Suspend (RUNNING -> RUNNING_P2P, PRE_COPY -> PRE_COPY_P2P)
+ * @NVMEVF_PH_RESUME: Resume (the reverse arcs)
+ * @NVMEVF_PH_PRECOPY: building the initial data (RUNNING -> PRE_COPY)
+ * @NVMEVF_PH_STOP_COPY: reading the controller state (-> STOP_COPY)
+ * @NVMEVF_PH_RESUMING: collecting the destination's identity (STOP -> RESUMING)
+ * @NVMEVF_PH_LOAD: validation and Set Controller State (RESUMING -> STOP)
+ * @NVMEVF_PH_DATA_SIZE: VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
+ * @NVMEVF_PH_NUM: number of phases
+ */
+enum nvmevf_phase {
+	NVMEVF_PH_SUSPEND,
+	NVMEVF_PH_RESUME,
+	NVMEVF_PH_PRECOPY,
+	NVMEVF_PH_STOP_COPY,
+	NVMEVF_PH_RESUMING,
+	NVMEVF_PH_LOAD,
+	NVMEVF_PH_DATA_SIZE,
+	NVMEVF_PH_NUM,
+};
+
+/**
+ * struct nvmevf_lm_stats - migration statistics, shown in debugfs
+ * @cmd: PF commands issued by the migration code (under state_mutex)
+ * @failed_arcs: FSM arcs that failed and left the ERROR state
+ * @last_error: errno of the last failed arc
+ * @duration_ns: last duration of each enum nvmevf_phase
+ * @bytes_saved: bytes read from save files
+ * @bytes_loaded: bytes written to resume files
+ */
+struct nvmevf_lm_stats {
+	struct nvmevf_cmd_stats cmd;
+	u64 failed_arcs;
+	int last_error;
+	u64 duration_ns[NVMEVF_PH_NUM];
+	atomic64_t bytes_saved;
+	atomic64_t bytes_loaded;
+};
+
+/* bits of nvmevf_pci_core_device::lm_flags */
+#define NVMEVF_LM_PF_EVENT	0	/* PF reset/removal not yet handled */
 
 /**
  * struct nvmevf_pci_core_device - one NVMe VF bound to the driver
@@ -23,6 +83,18 @@ struct nvme_command;
  * @has_scid: @scid was resolved at probe
  * @pf_nb: notifier for PF resets and removal
  * @pf_events: count of each enum nvme_lm_pf_event seen for @pf
+ * @migratable: decided at probe; migration_flags and mig_ops are set
+ * @csvi: index of NVMe controller state version 0 in the PF's CNS 20h
+ * @csuuidi: index of @vs_uuid in the PF's CNS 20h
+ * @vs_uuid: the vendor specific state format used (the PF's first)
+ * @state_mutex: serialises the FSM, the files and MIG_DATA_SIZE
+ * @mig_state: current VFIO migration state (under @state_mutex)
+ * @is_open: the vfio device is open (under @state_mutex)
+ * @saving: the save file, in PRE_COPY(_P2P) and STOP_COPY
+ * @resuming: the resume file, in RESUMING
+ * @lm_flags: NVMEVF_LM_PF_EVENT, set from the PF notifier
+ * @pf_work: handles a PF event under @state_mutex
+ * @stats: migration statistics
  */
 struct nvmevf_pci_core_device {
 	struct vfio_pci_core_device core_device;
@@ -31,6 +103,19 @@ struct nvmevf_pci_core_device {
 	bool has_scid;
 	struct notifier_block pf_nb;
 	atomic_t pf_events[NVME_LM_PF_REMOVING + 1];
+
+	bool migratable;
+	u8 csvi;
+	u8 csuuidi;
+	uuid_t vs_uuid;
+	struct mutex state_mutex;	/* FSM, files, PF commands */
+	enum vfio_device_mig_state mig_state;
+	bool is_open;
+	struct nvmevf_migf *saving;
+	struct nvmevf_migf *resuming;
+	unsigned long lm_flags;
+	struct work_struct pf_work;
+	struct nvmevf_lm_stats stats;
 };
 
 /**
@@ -43,6 +128,205 @@ struct nvmevf_range {
 	u64 len;
 };
 
+/*
+ * ---- Migration stream (Documentation/stream.rst) ----
+ *
+ * A stream header, then records: a record header followed by @size bytes.
+ * Little endian throughout.
+ */
+#define NVMEVF_STREAM_MAGIC	"NVMEVFLM"	/* 8 bytes, no NUL */
+#define NVMEVF_STREAM_VERSION	1
+/* the NVMe controller state version the driver parses */
+#define NVMEVF_NVME_STATE_VERSION	0
+
+/**
+ * struct nvmevf_stream_hdr - first 16 bytes of a stream
+ * @magic: NVMEVF_STREAM_MAGIC
+ * @version: NVMEVF_STREAM_VERSION of the writer
+ * @reserved: written as 0, ignored
+ */
+struct nvmevf_stream_hdr {
+	u8 magic[8];
+	__le32 version;
+	__le32 reserved;
+} __packed;
+static_assert(sizeof(struct nvmevf_stream_hdr) == 16);
+
+/**
+ * enum nvmevf_rec_tag - record tags
+ * @NVMEVF_REC_COMPAT: struct nvmevf_compat, the first known record
+ * @NVMEVF_REC_CTRL_STATE: the Controller State data structure as read by
+ *	Get Controller State (header, NVMe state, vendor state)
+ * @NVMEVF_REC_END: end of the stream, no payload
+ */
+enum nvmevf_rec_tag {
+	NVMEVF_REC_COMPAT	= 1,
+	NVMEVF_REC_CTRL_STATE	= 2,
+	NVMEVF_REC_END		= 3,
+};
+
+/* record flags: a reader that does not know the tag skips the record */
+#define NVMEVF_REC_F_OPTIONAL	BIT(0)
+
+/**
+ * struct nvmevf_rec_hdr - header of every record
+ * @tag: enum nvmevf_rec_tag
+ * @flags: NVMEVF_REC_F_OPTIONAL; other bits written as 0, ignored
+ * @size: bytes of payload that follow
+ */
+struct nvmevf_rec_hdr {
+	__le32 tag;
+	__le32 flags;
+	__le64 size;
+} __packed;
+static_assert(sizeof(struct nvmevf_rec_hdr) == 16);
+
+/* struct nvmevf_compat_ns::flags: FLBAS bit 4, metadata at the end of LBAs */
+#define NVMEVF_NS_F_EXT_LBA	BIT(0)
+
+/**
+ * struct nvmevf_compat_ns - identity of a namespace attached to the VF
+ * @nsid: namespace ID
+ * @lbads: LBA data size (2^n bytes) of the formatted LBA format
+ * @flags: NVMEVF_NS_F_EXT_LBA
+ * @ms: metadata size of the formatted LBA format
+ * @nsze: namespace size in logical blocks
+ * @nguid: namespace globally unique identifier
+ * @eui64: IEEE extended unique identifier
+ */
+struct nvmevf_compat_ns {
+	__le32 nsid;
+	u8 lbads;
+	u8 flags;
+	__le16 ms;
+	__le64 nsze;
+	u8 nguid[16];
+	u8 eui64[8];
+} __packed;
+static_assert(sizeof(struct nvmevf_compat_ns) == 40);
+
+/**
+ * struct nvmevf_compat - payload of NVMEVF_REC_COMPAT
+ * @vendor: PCI vendor ID of the VF
+ * @device: PCI device ID of the VF
+ * @max_transfer: the PF's largest admin transfer in bytes (informational)
+ * @nvq: VQ resources of the VF (CNS 15h NVQ, admin queue included)
+ * @nvi: VI resources of the VF (CNS 15h NVI)
+ * @state_version: NVMe controller state version of the state record
+ * @nns: number of @ns entries, at most NVMEVF_MAX_NS
+ * @vs_uuid: vendor specific state format of the state record
+ * @ns: namespaces attached to the VF, ascending NSID
+ */
+struct nvmevf_compat {
+	__le16 vendor;
+	__le16 device;
+	__le32 max_transfer;
+	__le16 nvq;
+	__le16 nvi;
+	__le16 state_version;
+	__le16 nns;
+	u8 vs_uuid[16];
+	struct nvmevf_compat_ns ns[];
+} __packed;
+static_assert(sizeof(struct nvmevf_compat) == 32);
+
+/* limits (Documentation/stream.rst) */
+#define NVMEVF_MAX_NS		64
+#define NVMEVF_COMPAT_MAX	(sizeof(struct nvmevf_compat) + \
+				 NVMEVF_MAX_NS * sizeof(struct nvmevf_compat_ns))
+#define NVMEVF_STATE_MAX	SZ_64M
+#define NVMEVF_STREAM_MAX	(NVMEVF_STATE_MAX + SZ_1M)
+
+/**
+ * struct nvmevf_dev_info - what the compat record describes, of one VF
+ * @csf: the PF's Identify CNS 20h data
+ * @vendor: PCI vendor ID
+ * @device: PCI device ID
+ * @max_transfer: the PF's largest admin transfer in bytes
+ * @nvq: VQ resources (CNS 15h)
+ * @nvi: VI resources (CNS 15h)
+ * @state_version: NVMe controller state version used
+ * @vs_uuid: vendor specific state format used
+ * @nns: entries in @ns
+ * @ns: namespaces attached to the VF, ascending NSID
+ */
+struct nvmevf_dev_info {
+	u8 csf[SZ_4K];
+	u16 vendor;
+	u16 device;
+	u32 max_transfer;
+	u16 nvq;
+	u16 nvi;
+	u16 state_version;
+	uuid_t vs_uuid;
+	unsigned int nns;
+	struct nvmevf_compat_ns ns[NVMEVF_MAX_NS];
+};
+
+/**
+ * enum nvmevf_rd_phase - where a stream reader is
+ * @NVMEVF_RD_STREAM_HDR: reading the stream header
+ * @NVMEVF_RD_REC_HDR: reading a record header
+ * @NVMEVF_RD_PAYLOAD: reading the payload of a known record
+ * @NVMEVF_RD_SKIP: skipping the payload of an unknown optional record
+ * @NVMEVF_RD_END: the end record was read; nothing more is accepted
+ * @NVMEVF_RD_ERROR: the stream was rejected
+ */
+enum nvmevf_rd_phase {
+	NVMEVF_RD_STREAM_HDR,
+	NVMEVF_RD_REC_HDR,
+	NVMEVF_RD_PAYLOAD,
+	NVMEVF_RD_SKIP,
+	NVMEVF_RD_END,
+	NVMEVF_RD_ERROR,
+};
+
+/**
+ * struct nvmevf_reader - incremental parser of a migration stream
+ * @phase: enum nvmevf_rd_phase
+ * @err: the errno that rejected the stream (in NVMEVF_RD_ERROR)
+ * @dst: the destination VF the stream is checked against
+ * @total: bytes accepted so far
+ * @hdr: stream or record header being assembled
+ * @hdr_have: bytes of @hdr received
+ * @tag: tag of the current record
+ * @size: payload size of the current record
+ * @have: payload bytes of the current record received
+ * @payload: where the current record's payload goes
+ * @compat: the compat record's payload
+ * @compat_len: its size
+ * @state: the controller state record's payload
+ * @state_len: its size
+ * @compat_ok: @compat is complete and matches @dst
+ * @state_ok: @state is complete and fits @dst
+ * @csvi: the destination's index of the stream's NVMe state version
+ * @csuuidi: the destination's index of the stream's vendor state format
+ */
+struct nvmevf_reader {
+	enum nvmevf_rd_phase phase;
+	int err;
+	const struct nvmevf_dev_info *dst;
+	u64 total;
+	union {
+		struct nvmevf_stream_hdr stream;
+		struct nvmevf_rec_hdr rec;
+		u8 raw[16];
+	} hdr;
+	u32 hdr_have;
+	u32 tag;
+	u64 size;
+	u64 have;
+	u8 *payload;
+	u8 *compat;
+	size_t compat_len;
+	u8 *state;
+	size_t state_len;
+	bool compat_ok;
+	bool state_ok;
+	u8 csvi;
+	u8 csuuidi;
+};
+
 /* cmds.c: command builders */
 void nvmevf_cmd_suspend(struct nvme_command *c, u16 cntlid,
 			enum nvme_lm_stype stype, bool dudmq);
@@ -53,6 +337,8 @@ void nvmevf_cmd_set_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 void nvmevf_cmd_get_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 			  u8 csuuidi, u8 csuidxp, u64 offset, u32 ndw);
 void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid);
+void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
+			    u16 cntid);
 void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start);
 ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
 			       const struct nvmevf_range *ranges, u32 n);
@@ -60,13 +346,57 @@ void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw);
 
 /* cmds.c: parsers and helpers */
 u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer);
+const struct nvme_lm_sec_ctrl_entry *
+nvmevf_sec_ctrl_find(const void *buf, size_t len, u16 vfn, u16 *last);
 int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid,
 			      u16 *last);
 int nvmevf_parse_csf(const void *buf, size_t len, u16 version,
 		     const uuid_t *uuid, u8 *csvi, u8 *csuuidi);
+int nvmevf_csf_uuid(const void *buf, size_t len, unsigned int index,
+		    uuid_t *uuid);
+int nvmevf_nsid_list_parse(const void *buf, size_t len, u32 start);
+bool nvmevf_ctrl_list_has(const void *buf, size_t len, u16 cntlid);
+int nvmevf_id_ns_parse(const void *buf, size_t len, u32 nsid,
+		       struct nvmevf_compat_ns *ns);
 int nvmevf_status_to_errno(int status);
 int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 		  unsigned int len, u32 *dw0, u32 *dw1);
+int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
+		struct nvme_command *c, void *buf, unsigned int len, u32 *dw0);
+int nvmevf_lookup_sec_ctrl(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
+			   struct nvme_lm_sec_ctrl_entry *entry);
 int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid);
+
+/* lm.c: stream encoding and validation (pure, KUnit tested) */
+void nvmevf_stream_hdr_fill(struct nvmevf_stream_hdr *h);
+void nvmevf_rec_hdr_fill(struct nvmevf_rec_hdr *h, u32 tag, u32 flags,
+			 u64 size);
+size_t nvmevf_compat_size(unsigned int nns);
+void nvmevf_compat_fill(struct nvmevf_compat *c,
+			const struct nvmevf_dev_info *info);
+int nvmevf_compat_check(const void *buf, size_t len,
+			const struct nvmevf_dev_info *dst, u8 *csvi,
+			u8 *csuuidi);
+int nvmevf_state_size(const struct nvme_lm_state_hdr *hdr, u64 *total);
+int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi);
+void nvmevf_reader_init(struct nvmevf_reader *rd,
+			const struct nvmevf_dev_info *dst);
+void nvmevf_reader_free(struct nvmevf_reader *rd);
+ssize_t nvmevf_reader_window(struct nvmevf_reader *rd, size_t want,
+			     void **dst);
+int nvmevf_reader_advance(struct nvmevf_reader *rd, size_t n);
+int nvmevf_reader_finish(struct nvmevf_reader *rd);
+
+/* lm.c: the device side, called from main.c */
+void nvmevf_lm_init_dev(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_release_dev(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_probe(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_remove(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_debugfs_init(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_open(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
+			unsigned long event);
 
 #endif /* NVME_VFIO_PCI_H */

@@ -4,7 +4,6 @@
  * nvme-pci's live migration entry point agrees with the PF and the VF, and
  * a PF controller reset reaches the VF driver.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -49,23 +48,6 @@ static long vf_debugfs_num(const char *bdf, const char *name)
 	if (vf_debugfs(bdf, name, buf, sizeof(buf)))
 		return -1;
 	return strtol(buf, NULL, 0);
-}
-
-static int pf_nvme_name(const char *pf, char *out, size_t len)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/nvme", pf);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir)))
-		if (!strncmp(de->d_name, "nvme", 4))
-			snprintf(out, len, "%.31s", de->d_name);
-	closedir(dir);
-	return 0;
 }
 
 FIXTURE(pf) {
@@ -150,7 +132,7 @@ TEST_F(pf, pf_reset_seen_by_vf_driver)
 		ASSERT_LE(0, before[i][0]);
 		ASSERT_LE(0, before[i][1]);
 	}
-	ASSERT_EQ(0, pf_nvme_name(self->pf, name, sizeof(name)));
+	ASSERT_EQ(0, vnl_pf_ctrl_name(self->pf, name, sizeof(name)));
 	snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", name);
 	fd = open(path, O_WRONLY);
 	ASSERT_LE(0, fd);

@@ -65,16 +65,18 @@ int vnl_pf_of_vf(const char *vf_bdf, char *pf_bdf, size_t len, int *vfn)
 }
 
 /**
- * vnl_pf_open() - open the nvme character device of a PF
+ * vnl_pf_ctrl_name() - the nvme controller name (nvmeN) of a PF
  * @pf_bdf: the PF, bound to nvme
+ * @out: returns the name
+ * @len: size of @out
  *
- * Return: file descriptor or negative errno.
+ * Return: 0 or negative errno.
  */
-int vnl_pf_open(const char *pf_bdf)
+int vnl_pf_ctrl_name(const char *pf_bdf, char *out, size_t len)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
-	int fd = -ENOENT;
+	int ret = -ENOENT;
 	DIR *dir;
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/nvme", pf_bdf);
@@ -82,15 +84,34 @@ int vnl_pf_open(const char *pf_bdf)
 	if (!dir)
 		return vnl_fail("%s: not bound to nvme", pf_bdf);
 	while ((de = readdir(dir))) {
-		if (strncmp(de->d_name, "nvme", 4))
-			continue;
-		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
-		fd = open(path, O_RDWR);
-		if (fd < 0)
-			fd = vnl_fail("open %s", path);
-		break;
+		if (!strncmp(de->d_name, "nvme", 4)) {
+			snprintf(out, len, "%.31s", de->d_name);
+			ret = 0;
+			break;
+		}
 	}
 	closedir(dir);
+	return ret;
+}
+
+/**
+ * vnl_pf_open() - open the nvme character device of a PF
+ * @pf_bdf: the PF, bound to nvme
+ *
+ * Return: file descriptor or negative errno.
+ */
+int vnl_pf_open(const char *pf_bdf)
+{
+	char name[32], path[PATH_MAX];
+	int fd, ret;
+
+	ret = vnl_pf_ctrl_name(pf_bdf, name, sizeof(name));
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		fd = vnl_fail("open %s", path);
 	return fd;
 }
 

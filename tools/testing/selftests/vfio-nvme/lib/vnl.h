@@ -162,6 +162,7 @@ int vnl_rw(struct vnl_ctrl *c, uint8_t opc, uint32_t nsid, uint64_t slba,
 /* ---- PF side: NVMe admin passthrough on the PF's /dev/nvmeN ---- */
 
 int vnl_pf_of_vf(const char *vf_bdf, char *pf_bdf, size_t len, int *vfn);
+int vnl_pf_ctrl_name(const char *pf_bdf, char *out, size_t len);
 int vnl_pf_open(const char *pf_bdf);
 int vnl_pf_admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11,
 		 void *data, uint32_t len, uint32_t *result);
@@ -207,6 +208,17 @@ int vnl_lm_track_mem(int fd, uint16_t cntlid, bool start, uint8_t rmrtg,
 		     const struct vnl_range *ranges, uint32_t n, uint32_t *dw0,
 		     uint32_t *dw1);
 int vnl_lm_track_recv(int fd, uint16_t cntlid, void *buf, uint32_t len);
+
+/* ---- VFIO migration uAPI (lib/mig.c) ---- */
+
+int vnl_mig_flags(struct vnl_dev *d, uint64_t *flags);
+int vnl_mig_set_state(struct vnl_dev *d, uint32_t state, int *data_fd);
+int vnl_mig_get_state(struct vnl_dev *d);
+int vnl_mig_data_size(struct vnl_dev *d, uint64_t *size);
+int vnl_mig_precopy_info(int fd, uint64_t *initial, uint64_t *dirty,
+			 uint32_t *flags);
+int vnl_mig_read(int fd, uint8_t **buf, size_t *len, size_t piece);
+int vnl_mig_write(int fd, const uint8_t *buf, size_t len, size_t piece);
 
 /* ---- the rig's QEMU monitor (lib/hmp.c) ---- */
 

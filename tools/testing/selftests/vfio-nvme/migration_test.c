@@ -1,0 +1,697 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio-nvme migration tests: the VFIO migration uAPI v2 of nvme-vfio-pci,
+ * driven on the rig's two VFs like a VMM would (QEMU's sequence of states),
+ * with the guest's queues and buffers in userspace DMA memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+#include "lib/vnl.h"
+
+#define DRIVER		"nvme_vfio_pci"
+#define IOVA_A		0x10000000ull
+#define IOVA_B		0x20000000ull
+#define ARENA_SIZE	0x100000
+#define VF_NVQ		4
+#define VF_NVI		2
+
+#define S_ERROR		VFIO_DEVICE_STATE_ERROR
+#define S_STOP		VFIO_DEVICE_STATE_STOP
+#define S_RUNNING	VFIO_DEVICE_STATE_RUNNING
+#define S_STOP_COPY	VFIO_DEVICE_STATE_STOP_COPY
+#define S_RESUMING	VFIO_DEVICE_STATE_RESUMING
+#define S_RUNNING_P2P	VFIO_DEVICE_STATE_RUNNING_P2P
+#define S_PRE_COPY	VFIO_DEVICE_STATE_PRE_COPY
+#define S_PRE_COPY_P2P	VFIO_DEVICE_STATE_PRE_COPY_P2P
+
+/* stream layout (Documentation/stream.rst) */
+#define HDR_LEN		16
+#define REC_LEN		16
+#define COMPAT_NVQ	8
+#define COMPAT_NS	32
+#define NS_NGUID	16
+
+static uint16_t le16(const uint8_t *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static void fill_pattern(uint8_t *p, size_t len, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = seed >> 16;
+	}
+}
+
+FIXTURE(mig) {
+	char bdf[8][32];
+	char pf[32];
+	int nvf;
+	int pffd;
+	uint16_t scid[2];
+	struct vnl_dev dev[2];
+	struct vnl_ctrl ctrl[2];
+	int fd[2];
+};
+
+FIXTURE_SETUP(mig)
+{
+	int i, vfn;
+
+	self->pffd = -1;
+	for (i = 0; i < 2; i++) {
+		self->dev[i].device_fd = -1;
+		self->fd[i] = -1;
+	}
+	self->nvf = vnl_vfs_bound_to(DRIVER, self->bdf, 8);
+	ASSERT_GE(self->nvf, 2) TH_LOG("%d VFs bound to %s", self->nvf, DRIVER);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, vnl_pf_of_vf(self->bdf[i], self->pf,
+					  sizeof(self->pf), &vfn));
+		if (self->pffd < 0)
+			self->pffd = vnl_pf_open(self->pf);
+		ASSERT_LE(0, self->pffd) TH_LOG("%s", vnl_err);
+		ASSERT_EQ(0, vnl_pf_scid(self->pffd, vfn, &self->scid[i]));
+		ASSERT_EQ(0, vnl_dev_open(&self->dev[i], self->bdf[i], VNL_IOMMUFD,
+					  i ? IOVA_B : IOVA_A, ARENA_SIZE))
+			TH_LOG("%s", vnl_err);
+	}
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	int i;
+
+	vnl_lm_fault("nvme0", "none", 0, 6);
+	for (i = 0; i < 2; i++) {
+		if (self->fd[i] >= 0)
+			close(self->fd[i]);
+		if (self->dev[i].device_fd >= 0)
+			vnl_dev_close(&self->dev[i]);
+	}
+	if (self->pffd >= 0)
+		close(self->pffd);
+}
+
+#define SET(i, state) vnl_mig_set_state(&self->dev[i], state, NULL)
+
+/* go to @state and check the device reports it */
+static int set_state(struct __test_metadata *_metadata, struct vnl_dev *d,
+		     uint32_t state, int *fd)
+{
+	int ret = vnl_mig_set_state(d, state, fd);
+
+	if (ret) {
+		TH_LOG("%s: -> state %u: %s", d->bdf, state, strerror(-ret));
+		return ret;
+	}
+	if (vnl_mig_get_state(d) != (int)state) {
+		TH_LOG("%s: state %d after setting %u", d->bdf,
+		       vnl_mig_get_state(d), state);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* STOP -> STOP_COPY -> read to EOF -> STOP: the whole stream of a VF */
+static int save(struct __test_metadata *_metadata, struct vnl_dev *d,
+		uint8_t **buf, size_t *len)
+{
+	int fd, ret;
+
+	*buf = NULL;
+	*len = 0;
+	ret = set_state(_metadata, d, S_STOP_COPY, &fd);
+	if (ret)
+		return ret;
+	ret = vnl_mig_read(fd, buf, len, 4096);
+	close(fd);
+	if (ret) {
+		TH_LOG("%s: reading the data fd: %s", d->bdf, strerror(-ret));
+		return ret;
+	}
+	return set_state(_metadata, d, S_STOP, NULL);
+}
+
+/*
+ * STOP -> RESUMING -> write in @piece bytes -> STOP, the arc tried even
+ * after a refused write: the negative errno of the first failing write, or
+ * of the RESUMING -> STOP arc, else 0.
+ */
+static int load(struct vnl_dev *d, const uint8_t *buf, size_t len, size_t piece)
+{
+	int fd, ret, arc;
+
+	ret = vnl_mig_set_state(d, S_RESUMING, &fd);
+	if (ret)
+		return ret;
+	ret = vnl_mig_write(fd, buf, len, piece);
+	close(fd);
+	arc = vnl_mig_set_state(d, S_STOP, NULL);
+	return ret ? ret : arc;
+}
+
+TEST_F(mig, capabilities)
+{
+	uint64_t flags, size;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, vnl_mig_flags(&self->dev[i], &flags));
+		EXPECT_EQ(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+			  VFIO_MIGRATION_PRE_COPY, flags);
+		EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev[i]));
+		ASSERT_EQ(0, vnl_mig_data_size(&self->dev[i], &size));
+		EXPECT_GT(size, HDR_LEN + 3 * REC_LEN + 48);
+	}
+}
+
+/* Every arc the driver implements, both P2P states, and precopy abort. */
+TEST_F(mig, legal_arcs)
+{
+	struct vnl_dev *d = &self->dev[0];
+	int fd = -1;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	/* the controller runs again */
+	ASSERT_EQ(0, vnl_identify(&self->ctrl[0], 0x01, 0, 0, NULL));
+
+	/* precopy, both P2P variants, abort back to RUNNING */
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY, &fd));
+	EXPECT_LE(0, fd);
+	close(fd);
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	ASSERT_EQ(0, vnl_identify(&self->ctrl[0], 0x01, 0, 0, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY, &fd));
+	close(fd);
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+
+	/* precopy to stop-copy, then STOP and back */
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY, &fd));
+	close(fd);
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	/* STOP -> STOP_COPY -> STOP, STOP -> RESUMING is covered below */
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
+	close(fd);
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	/* multi-arc requests: the core walks them one arc at a time */
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	ASSERT_EQ(0, vnl_identify(&self->ctrl[0], 0x01, 0, 0, NULL));
+}
+
+/* Arcs the uAPI forbids are refused; ERROR is left by VFIO_DEVICE_RESET. */
+TEST_F(mig, illegal_arcs_and_error_recovery)
+{
+	struct vnl_dev *d = &self->dev[1];
+	uint8_t junk[64];
+	int fd;
+
+	EXPECT_EQ(-EINVAL, SET(1, S_ERROR));
+	EXPECT_EQ(-EINVAL, SET(1, 8));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
+	close(fd);
+	EXPECT_EQ(-EINVAL, SET(1, S_PRE_COPY));
+	EXPECT_EQ(-EINVAL, SET(1, S_PRE_COPY_P2P));
+	EXPECT_EQ(S_STOP_COPY, vnl_mig_get_state(d));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+
+	/* a garbage stream: RESUMING -> STOP fails and leaves ERROR */
+	memset(junk, 0xa5, sizeof(junk));
+	EXPECT_NE(0, load(d, junk, sizeof(junk), 64));
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(d));
+	EXPECT_NE(0, SET(1, S_RUNNING));
+	ASSERT_EQ(0, vnl_dev_reset(d)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], d, 16)) TH_LOG("%s", vnl_err);
+}
+
+/*
+ * Live migration VF1 -> VF2 with I/O in flight, as QEMU does it: precopy
+ * (compat data), PRE_COPY_P2P (a Read submitted now must not run on VF1),
+ * STOP_COPY, and on VF2 RESUMING -> STOP -> RUNNING_P2P -> RUNNING.  The
+ * guest's queues and buffers stay in the same memory (VF2 maps VF1's arena
+ * at the same IOVAs).  Pieces of 7 bytes mimic arbitrary split points.
+ */
+TEST_F(mig, live_migration_vf1_to_vf2)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint8_t *data, *expect, *stream = NULL;
+	uint64_t iova, initial, dirty, size;
+	struct vnl_sqe rd, aer, sf;
+	bool seen_aer = false;
+	struct vnl_cqe cqe;
+	size_t len = 0;
+	uint32_t flags;
+	uint16_t nlb;
+	int fd, i;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(c, &self->dev[0], 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_msix_enable(&self->dev[0], 1));
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, true, 0)) TH_LOG("%s", vnl_err);
+	nlb = VNL_PAGE / c->lba_size;
+	data = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova);
+	expect = malloc(VNL_PAGE);
+	ASSERT_NE(NULL, data);
+	ASSERT_NE(NULL, expect);
+	ASSERT_EQ(0, vnl_dev_map_arena_of(&self->dev[1], &self->dev[0]));
+	ASSERT_EQ(0, vnl_msix_enable(&self->dev[1], 1));
+
+	/* an AER outstanding across the migration */
+	sf = (struct vnl_sqe){ .opc = NVME_ADM_SET_FEATURES, .cdw10 = 0x0b,
+			       .cdw11 = 0xff };
+	ASSERT_EQ(0, vnl_cmd(c, &c->aq, &sf, NULL));
+	aer = (struct vnl_sqe){ .opc = 0x0c };
+	vnl_submit(c, &c->aq, &aer);
+	fill_pattern(expect, VNL_PAGE, 0xa11ce);
+	memcpy(data, expect, VNL_PAGE);
+	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_WRITE, 1, 300, nlb, iova));
+
+	/* destination waits in RESUMING, like QEMU's -incoming */
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[1], S_STOP, NULL));
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[1], S_RESUMING, &self->fd[1]));
+
+	/* source precopy: the compat data, then -ENOMSG */
+	ASSERT_EQ(0, vnl_mig_data_size(&self->dev[0], &size));
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_PRE_COPY, &fd));
+	self->fd[0] = fd;
+	ASSERT_EQ(0, vnl_mig_precopy_info(fd, &initial, &dirty, &flags));
+	EXPECT_GT(initial, 0);
+	EXPECT_EQ(-ENOMSG, vnl_mig_read(fd, &stream, &len, 7));
+	EXPECT_EQ(initial, len);
+	ASSERT_EQ(0, vnl_mig_write(self->fd[1], stream, len, 7))
+		TH_LOG("the destination refused the compat data");
+
+	/* source P2P: suspended; a Read submitted now stays in the SQ */
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_PRE_COPY_P2P, NULL));
+	memset(data, 0, VNL_PAGE);
+	rd = (struct vnl_sqe){ .opc = NVME_CMD_READ, .nsid = 1, .prp1 = iova,
+			       .cdw10 = 300, .cdw12 = nlb - 1 };
+	vnl_submit(c, &c->ioq, &rd);
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_STOP_COPY, NULL));
+	EXPECT_EQ(0, vnl_mig_read(fd, &stream, &len, 7));
+	EXPECT_LE(len, size + initial) TH_LOG("MIG_DATA_SIZE %llu, %zu bytes read",
+					      (unsigned long long)size, len);
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_STOP, NULL));
+
+	/* destination: the rest of the stream, then run */
+	ASSERT_EQ(0, vnl_mig_write(self->fd[1], stream + initial, len - initial, 7));
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[1], S_STOP, NULL));
+	close(self->fd[1]);
+	self->fd[1] = -1;
+	vnl_irq_count(&self->dev[1], 0, 0);
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[1], S_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[1], S_RUNNING, NULL));
+
+	/* the Read submitted on VF1 completes on VF2, with an interrupt */
+	c->dev = &self->dev[1];
+	ASSERT_EQ(0, vnl_wait(c, &c->ioq, &cqe)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(rd.cid, cqe.cid);
+	EXPECT_EQ(0, cqe.status >> 1);
+	EXPECT_EQ(0, memcmp(data, expect, VNL_PAGE));
+	EXPECT_GT(vnl_irq_count(&self->dev[1], 0, 10000), 0);
+
+	/* I/O and admin go on */
+	fill_pattern(expect, VNL_PAGE, 0xb0b);
+	memcpy(data, expect, VNL_PAGE);
+	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_WRITE, 1, 400, nlb, iova));
+	memset(data, 0, VNL_PAGE);
+	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_READ, 1, 400, nlb, iova));
+	EXPECT_EQ(0, memcmp(data, expect, VNL_PAGE));
+	ASSERT_EQ(0, vnl_identify(c, 0x01, 0, 0, NULL));
+	EXPECT_EQ(self->scid[1], le16((uint8_t *)c->buf + 78));
+
+	/* the AER from VF1 completes on VF2 when an event is raised */
+	sf = (struct vnl_sqe){ .opc = NVME_ADM_SET_FEATURES, .cdw10 = 0x04 };
+	vnl_submit(c, &c->aq, &sf);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, vnl_wait(c, &c->aq, &cqe)) TH_LOG("%s", vnl_err);
+		if (cqe.cid == aer.cid)
+			seen_aer = true;
+	}
+	EXPECT_TRUE(seen_aer);
+	free(stream);
+	free(expect);
+}
+
+/* PRECOPY_INFO, -ENOMSG, EOF, -ENODEV; MIG_DATA_SIZE >= what is read. */
+TEST_F(mig, data_fd_semantics)
+{
+	struct vnl_dev *d = &self->dev[0];
+	uint64_t initial, dirty, initial2, size;
+	uint8_t *buf = NULL, byte;
+	size_t len = 0;
+	uint32_t flags;
+	struct pollfd pfd;
+	int fd;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16));
+	ASSERT_EQ(0, vnl_mig_data_size(d, &size));
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY, &fd));
+	self->fd[0] = fd;
+	ASSERT_EQ(0, vnl_mig_precopy_info(fd, &initial, &dirty, &flags));
+	EXPECT_GT(initial, HDR_LEN + REC_LEN);
+	EXPECT_EQ(0, dirty);
+	EXPECT_EQ(0, flags);
+	/* a stream: no offsets */
+	EXPECT_EQ(-1, pread(fd, &byte, 1, 0));
+	EXPECT_EQ(ESPIPE, errno);
+	/* initial_bytes shrinks as it is read */
+	ASSERT_EQ(1, read(fd, &byte, 1));
+	EXPECT_EQ('N', byte);
+	ASSERT_EQ(0, vnl_mig_precopy_info(fd, &initial2, &dirty, &flags));
+	EXPECT_EQ(initial - 1, initial2);
+	len = 1;
+	buf = malloc(1);
+	buf[0] = byte;
+	EXPECT_EQ(-ENOMSG, vnl_mig_read(fd, &buf, &len, 5));
+	EXPECT_EQ(initial, len);
+	ASSERT_EQ(0, vnl_mig_precopy_info(fd, &initial2, &dirty, &flags));
+	EXPECT_EQ(0, initial2);
+	/* non-blocking: nothing more now */
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	EXPECT_EQ(-1, read(fd, &byte, 1));
+	EXPECT_TRUE(errno == ENOMSG || errno == EAGAIN);
+
+	ASSERT_EQ(0, set_state(_metadata, d, S_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, vnl_mig_precopy_info(fd, &initial2, &dirty, &flags));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, NULL));
+	/* PRECOPY_INFO only in the precopy states */
+	EXPECT_EQ(-EINVAL, vnl_mig_precopy_info(fd, &initial2, &dirty, &flags));
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	EXPECT_EQ(1, poll(&pfd, 1, 1000));
+	fcntl(fd, F_SETFL, 0);
+	EXPECT_EQ(0, vnl_mig_read(fd, &buf, &len, 4096));
+	EXPECT_LE(len - initial, size)
+		TH_LOG("MIG_DATA_SIZE %llu < %zu bytes of stop-copy data",
+		       (unsigned long long)size, len - initial);
+	/* EOF stays EOF */
+	EXPECT_EQ(0, read(fd, &byte, 1));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	/* the file is disabled once the device left the saving states */
+	EXPECT_EQ(-1, read(fd, &byte, 1));
+	EXPECT_EQ(ENODEV, errno);
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	free(buf);
+}
+
+/* a mutation of a good stream and the errno it must be refused with */
+struct bad_stream {
+	const char *name;
+	int err;
+	void (*mutate)(uint8_t **buf, size_t *len);
+};
+
+static void m_truncate(uint8_t **b, size_t *len)
+{
+	*len -= 10;
+}
+
+static void m_magic(uint8_t **b, size_t *len)
+{
+	(*b)[0] ^= 0xff;
+}
+
+static void m_version(uint8_t **b, size_t *len)
+{
+	put_le32(*b + 8, 2);
+}
+
+/* insert a record after the stream header */
+static void insert_record(uint8_t **b, size_t *len, uint32_t tag,
+			  uint32_t flags, size_t size)
+{
+	uint8_t *n = malloc(*len + REC_LEN + size);
+
+	memcpy(n, *b, HDR_LEN);
+	put_le32(n + HDR_LEN, tag);
+	put_le32(n + HDR_LEN + 4, flags);
+	put_le64(n + HDR_LEN + 8, size);
+	memset(n + HDR_LEN + REC_LEN, 0x3c, size);
+	memcpy(n + HDR_LEN + REC_LEN + size, *b + HDR_LEN, *len - HDR_LEN);
+	free(*b);
+	*b = n;
+	*len += REC_LEN + size;
+}
+
+static void m_mandatory_tag(uint8_t **b, size_t *len)
+{
+	insert_record(b, len, 0x7777, 0, 24);
+}
+
+static void m_oversize(uint8_t **b, size_t *len)
+{
+	put_le64(*b + HDR_LEN + 8, 1ull << 40);		/* COMPAT size */
+}
+
+static void m_queues(uint8_t **b, size_t *len)
+{
+	(*b)[HDR_LEN + REC_LEN + COMPAT_NVQ] = 64;	/* NVQ */
+}
+
+static void m_namespace(uint8_t **b, size_t *len)
+{
+	(*b)[HDR_LEN + REC_LEN + COMPAT_NS + NS_NGUID] ^= 0x01;
+}
+
+static const struct bad_stream bad_streams[] = {
+	{ "truncated", -EINVAL, m_truncate },
+	{ "bad magic", -EINVAL, m_magic },
+	{ "newer version", -EPROTONOSUPPORT, m_version },
+	{ "unknown mandatory tag", -EOPNOTSUPP, m_mandatory_tag },
+	{ "oversize record", -E2BIG, m_oversize },
+	{ "queues beyond the destination", -ENOSPC, m_queues },
+	{ "other namespace", -EREMOTEIO, m_namespace },
+};
+
+/*
+ * Each bad stream is refused with its documented errno; the destination
+ * is untouched: after VFIO_DEVICE_RESET it takes a good stream and works.
+ */
+TEST_F(mig, negative_streams)
+{
+	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
+	uint8_t *good, *bad;
+	size_t len, blen;
+	unsigned int i;
+	int ret;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], src, 16));
+	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[0], 1, 8, false, 0));
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, src, &good, &len));
+	/* the compat record names at least the shared namespace */
+	ASSERT_GE(le16(good + HDR_LEN + REC_LEN + 14), 1);
+
+	for (i = 0; i < ARRAY_SIZE(bad_streams); i++) {
+		bad = malloc(len);
+		ASSERT_NE(NULL, bad);
+		memcpy(bad, good, len);
+		blen = len;
+		bad_streams[i].mutate(&bad, &blen);
+		ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+		ret = load(dst, bad, blen, 13);
+		EXPECT_EQ(bad_streams[i].err, ret)
+			TH_LOG("%s: %s", bad_streams[i].name, strerror(-ret));
+		EXPECT_EQ(S_ERROR, vnl_mig_get_state(dst))
+			TH_LOG("%s: RESUMING -> STOP did not fail", bad_streams[i].name);
+		free(bad);
+		/* recover whatever state the failure left */
+		ASSERT_EQ(0, vnl_dev_reset(dst));
+		EXPECT_EQ(S_RUNNING, vnl_mig_get_state(dst));
+	}
+
+	/* an unknown optional record is skipped */
+	bad = malloc(len);
+	memcpy(bad, good, len);
+	blen = len;
+	insert_record(&bad, &blen, 0x8888, 1, 40);
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	EXPECT_EQ(0, load(dst, bad, blen, 4096));
+	free(bad);
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+
+	/* the destination is still usable */
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], dst, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[1], 1, 8, false, 0));
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
+	free(good);
+}
+
+/* Reset during STOP_COPY and during RESUMING; close with an open data fd. */
+TEST_F(mig, reset_and_close_with_open_fd)
+{
+	struct vnl_dev *d = &self->dev[0];
+	uint8_t byte = 0;
+	int fd;
+
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
+	ASSERT_EQ(0, vnl_dev_reset(d));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	EXPECT_EQ(-1, read(fd, &byte, 1));
+	EXPECT_EQ(ENODEV, errno);
+	close(fd);
+
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RESUMING, &fd));
+	ASSERT_EQ(1, write(fd, "N", 1));
+	ASSERT_EQ(0, vnl_dev_reset(d));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	EXPECT_EQ(-1, write(fd, "V", 1));
+	EXPECT_EQ(ENODEV, errno);
+	close(fd);
+
+	/* close the device, keep the data fd: it is dead, nothing leaks */
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
+	vnl_dev_close(d);
+	EXPECT_EQ(-1, read(fd, &byte, 1));
+	EXPECT_EQ(ENODEV, errno);
+	close(fd);
+	ASSERT_EQ(0, vnl_dev_open(d, self->bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
+}
+
+/*
+ * A fault at each migration command (from the device model) fails its arc
+ * and leaves ERROR; VFIO_DEVICE_RESET brings RUNNING back.
+ */
+TEST_F(mig, device_faults_leave_error)
+{
+	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
+	uint8_t *good;
+	size_t len;
+	int fd;
+
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, src, &good, &len));
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
+
+	/* Suspend: RUNNING -> RUNNING_P2P */
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "suspend", 1, 0x6)) TH_LOG("%s", vnl_err);
+	EXPECT_NE(0, SET(0, S_RUNNING_P2P));
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(src));
+	ASSERT_EQ(0, vnl_dev_reset(src));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(src));
+
+	/* Get Controller State: STOP -> STOP_COPY */
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x6));
+	EXPECT_NE(0, vnl_mig_set_state(src, S_STOP_COPY, &fd));
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(src));
+	ASSERT_EQ(0, vnl_dev_reset(src));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(src));
+
+	/* Resume: RUNNING_P2P -> RUNNING */
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING_P2P, NULL));
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "resume", 1, 0x6));
+	EXPECT_NE(0, SET(0, S_RUNNING));
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(src));
+	ASSERT_EQ(0, vnl_dev_reset(src));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(src));
+
+	/* Set Controller State: RESUMING -> STOP, with a good stream */
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "set-state", 1, 0x6));
+	EXPECT_NE(0, load(dst, good, len, 4096));
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(dst));
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(dst));
+	/* and without the fault the same stream loads */
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	EXPECT_EQ(0, load(dst, good, len, 4096));
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+	free(good);
+}
+
+/*
+ * A PF controller reset during STOP_COPY fails the data fd and leaves
+ * ERROR; after VFIO_DEVICE_RESET (and the VFs back online: a PF reset takes
+ * secondary controllers offline) the device works.
+ */
+TEST_F(mig, pf_reset_during_stop_copy)
+{
+	struct vnl_dev *d = &self->dev[0];
+	char path[PATH_MAX], name[32] = "", state[32];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd, rfd, i, tries;
+	ssize_t n;
+
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
+	self->fd[0] = fd;
+	ASSERT_EQ(0, vnl_pf_ctrl_name(self->pf, name, sizeof(name)));
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", name);
+	rfd = open(path, O_WRONLY);
+	ASSERT_LE(0, rfd);
+	ASSERT_EQ(1, write(rfd, "1", 1));
+	close(rfd);
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
+	for (tries = 0; tries < 300; tries++) {
+		rfd = open(path, O_RDONLY);
+		n = read(rfd, state, sizeof(state) - 1);
+		close(rfd);
+		state[n > 0 ? n : 0] = 0;
+		if (!strncmp(state, "live", 4))
+			break;
+		usleep(100000);
+	}
+	/* the save fd failed, the device is in ERROR */
+	EXPECT_EQ(-ENODEV, vnl_mig_read(fd, &buf, &len, 4096));
+	for (tries = 0; tries < 50 && vnl_mig_get_state(d) != S_ERROR; tries++)
+		usleep(100000);
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(d));
+
+	/* recover: VFs online again, reset the device */
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, vnl_pf_vf_online(self->pffd, self->pf, i, VF_NVQ,
+					      VF_NVI, NULL)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_dev_reset(d));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, d, &buf, &len));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	free(buf);
+}
+
+TEST_HARNESS_MAIN
