@@ -48,8 +48,8 @@ RIG_APPEND="loglevel=5" phase vm bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$
 msg "console log: $RUNDIR/console.log"
 
 if [ "$MODE" = demo ]; then
-	sed -n '/RIG-TOPOLOGY-BEGIN/,/RIG-TOPOLOGY-END/p;/^VF /p;/SCID .*VID/p;/^ok /p;/^not ok /p' \
-		"$RUNDIR/console.log" | grep -v '^RIG-' | sed 's/^# *//'
+	sed -n '/RIG-TOPOLOGY-BEGIN/,/RIG-TOPOLOGY-END/p;/^VF /p;/SCID .*VID/p;/^DEMO/p;/^ok /p;/^not ok /p' \
+		"$RUNDIR/console.log" | grep -v '^RIG-' | sed 's/^# *//; s/^DEMO //'
 	grep -q RIG-POWEROFF "$RUNDIR/console.log" || die "guest did not finish (see console log)"
 	exit 0
 fi

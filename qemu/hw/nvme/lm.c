@@ -1210,13 +1210,19 @@ void nvme_lm_req_completed(NvmeCtrl *n, NvmeRequest *req)
     NvmeRwCmd *rw = (NvmeRwCmd *)&req->cmd;
     uint32_t nsid = le32_to_cpu(req->cmd.nsid);
 
-    if (!q || !q->logging || !nvme_lm_write_may_have_landed(req->status)) {
+    if (!q || !q->logging) {
         return;
     }
 
+    /*
+     * Commands that may have changed data before failing (a Copy whose
+     * later range is invalid, a broadcast Format failing on a later
+     * namespace, a select-all zone reset hitting an I/O error) are logged
+     * whatever their status: over-reporting is allowed, a lost change is
+     * lost guest data.
+     */
     if (!req->sq->sqid) {
-        if (req->cmd.opcode != NVME_ADM_CMD_FORMAT_NVM ||
-            (req->status & 0x7ff) != NVME_SUCCESS) {
+        if (req->cmd.opcode != NVME_ADM_CMD_FORMAT_NVM) {
             return;
         }
 
@@ -1233,8 +1239,10 @@ void nvme_lm_req_completed(NvmeCtrl *n, NvmeRequest *req)
     case NVME_CMD_WRITE:
     case NVME_CMD_WRITE_ZEROES:
     case NVME_CMD_ZONE_APPEND:
-        nvme_lm_log_range(q, nsid, le64_to_cpu(rw->slba),
-                          le16_to_cpu(rw->nlb), false);
+        if (nvme_lm_write_may_have_landed(req->status)) {
+            nvme_lm_log_range(q, nsid, le64_to_cpu(rw->slba),
+                              le16_to_cpu(rw->nlb), false);
+        }
         break;
     case NVME_CMD_COPY:
     case NVME_CMD_ZONE_MGMT_SEND:
@@ -1285,6 +1293,13 @@ void nvme_lm_cqes_posted(NvmeCtrl *n)
  */
 static bool nvme_lm_idle(NvmeCtrl *t)
 {
+    /*
+     * A controller that failed to write a completion (CSTS.CFS, e.g. bus
+     * mastering turned off) posts nothing more: its pending completions
+     * travel in the vendor state instead of holding up the Suspend.
+     */
+    bool cfs = ldl_le_p(&t->bar.csts) & NVME_CSTS_FAILED;
+
     for (unsigned i = 0; i <= t->params.max_ioqpairs; i++) {
         NvmeSQueue *sq = t->sq[i];
         NvmeCQueue *cq = t->cq[i];
@@ -1298,7 +1313,7 @@ static bool nvme_lm_idle(NvmeCtrl *t)
             }
         }
 
-        if (cq && !QTAILQ_EMPTY(&cq->req_list) &&
+        if (cq && !cfs && !QTAILQ_EMPTY(&cq->req_list) &&
             (cq->tail + 1) % cq->size != cq->head) {
             return false;
         }
@@ -2536,6 +2551,12 @@ static uint16_t nvme_lm_set_state(NvmeCtrl *n, NvmeRequest *req)
     if (len) {
         status = nvme_lm_check_mdts(n, len);
         if (status) {
+            goto fail;
+        }
+
+        /* the transfer helper takes 32 bits (reachable only with MDTS 0) */
+        if (len > UINT32_MAX) {
+            status = NVME_INVALID_FIELD | NVME_DNR;
             goto fail;
         }
 

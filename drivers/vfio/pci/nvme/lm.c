@@ -534,6 +534,7 @@ struct nvmevf_seg {
  * @nseg: segments filled
  * @info: the destination's identity (resume)
  * @rd: the stream parser (resume)
+ * @poll_wait: woken when more data is ready (STOP_COPY) or the file dies
  */
 struct nvmevf_migf {
 	struct file *filp;
@@ -546,6 +547,7 @@ struct nvmevf_migf {
 	unsigned int nseg;
 	struct nvmevf_dev_info *info;
 	struct nvmevf_reader rd;
+	wait_queue_head_t poll_wait;
 };
 
 /*
@@ -574,6 +576,7 @@ nvmevf_migf_alloc(struct nvmevf_pci_core_device *nvmevf,
 	migf->state = state;
 	mutex_init(&migf->lock);
 	mutex_init(&migf->io_lock);
+	init_waitqueue_head(&migf->poll_wait);
 	return migf;
 }
 
@@ -672,10 +675,18 @@ static __poll_t nvmevf_save_poll(struct file *filp,
 {
 	struct nvmevf_migf *migf = filp->private_data;
 
-	/* never waits: data or an end (-ENOMSG, 0) is always there */
+	u64 total = 0;
+	unsigned int i;
+
+	poll_wait(filp, &migf->poll_wait, wait);
 	guard(mutex)(&migf->lock);
 	if (nvmevf_migf_dead(migf))
 		return EPOLLERR | EPOLLHUP;
+	/* at the end of the precopy data: wait for STOP_COPY's data */
+	for (i = 0; i < migf->nseg; i++)
+		total += migf->seg[i].len;
+	if (migf->state == NVMEVF_MIGF_PRECOPY && migf->pos >= total)
+		return 0;
 	return EPOLLIN | EPOLLRDNORM;
 }
 
@@ -831,6 +842,7 @@ static void nvmevf_migf_put(struct nvmevf_migf **slot)
 		return;
 	scoped_guard(mutex, &migf->lock)
 		migf->state = NVMEVF_MIGF_DISABLED;
+	wake_up_interruptible(&migf->poll_wait);
 	*slot = NULL;
 	fput(migf->filp);
 }
@@ -1186,6 +1198,7 @@ static int nvmevf_save_finish(struct nvmevf_pci_core_device *nvmevf)
 	migf->seg[1] = seg;
 	migf->nseg = 2;
 	migf->state = NVMEVF_MIGF_COMPLETE;
+	wake_up_interruptible(&migf->poll_wait);
 	return 0;
 }
 
@@ -1422,9 +1435,12 @@ static const struct vfio_migration_ops nvmevf_mig_ops = {
 /* ---- Hooks for main.c ---- */
 
 /*
- * A PF reset or removal: fail the files and report ERROR until the device
- * is reset.  Runs from a work item since the notifier may not block on
- * state_mutex (an arc holds it across PF commands the reset cancels).
+ * A PF reset or removal during a migration (any state but RUNNING): fail
+ * the files and report ERROR until the device is reset.  A device that is
+ * just RUNNING has no migration to fail and keeps its state: the driver
+ * does not change state by itself.  Runs from a work item since the
+ * notifier may not block on state_mutex (an arc holds it across PF
+ * commands the reset cancels).
  */
 static void nvmevf_pf_work(struct work_struct *work)
 {
@@ -1434,7 +1450,8 @@ static void nvmevf_pf_work(struct work_struct *work)
 	guard(mutex)(&nvmevf->state_mutex);
 	if (!test_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
 		return;
-	if (nvmevf->is_open) {
+	if (nvmevf->is_open &&
+	    nvmevf->mig_state != VFIO_DEVICE_STATE_RUNNING) {
 		pci_warn(nvmevf->core_device.pdev,
 			 "PF reset or removed: migration in ERROR until the device is reset\n");
 		nvmevf_put_files_locked(nvmevf);

@@ -137,33 +137,37 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 	struct nvmevf_pci_core_device *nvmevf;
 	int ret;
 
-	if (!pdev->is_virtfn) {
-		pci_info(pdev, "not an SR-IOV VF; use vfio-pci for this function\n");
-		return -ENODEV;
-	}
-
 	nvmevf = vfio_alloc_device(nvmevf_pci_core_device, core_device.vdev,
 				   &pdev->dev, &nvmevf_pci_ops);
 	if (IS_ERR(nvmevf))
 		return PTR_ERR(nvmevf);
 
-	nvmevf->pf = pci_physfn(pdev);
-	ret = nvmevf_lookup_scid(pdev, &nvmevf->scid);
-	nvmevf->has_scid = !ret;
-	if (ret)
-		pci_info(pdev, "PF %s lists no controller for this VF (%d)\n",
-			 pci_name(nvmevf->pf), ret);
+	/*
+	 * The id table matches every NVMe function, so that libvirt picks this
+	 * driver for VFs: anything that is not a VF works as with vfio-pci.
+	 */
+	if (pdev->is_virtfn) {
+		nvmevf->pf = pci_physfn(pdev);
+		ret = nvmevf_lookup_scid(pdev, &nvmevf->scid);
+		nvmevf->has_scid = !ret;
+		if (ret)
+			pci_info(pdev, "PF %s lists no controller for this VF (%d)\n",
+				 pci_name(nvmevf->pf), ret);
 
-	/* before registration: mig_ops are fixed from then on */
-	nvmevf_lm_probe(nvmevf);
+		/* before registration: mig_ops are fixed from then on */
+		nvmevf_lm_probe(nvmevf);
 
-	nvmevf->pf_nb.notifier_call = nvmevf_pf_event;
-	nvme_pci_register_pf_notifier(&nvmevf->pf_nb);
+		nvmevf->pf_nb.notifier_call = nvmevf_pf_event;
+		nvme_pci_register_pf_notifier(&nvmevf->pf_nb);
+	} else {
+		pci_info(pdev, "not an SR-IOV VF: no live migration\n");
+	}
 
 	dev_set_drvdata(&pdev->dev, &nvmevf->core_device);
 	ret = vfio_pci_core_register_device(&nvmevf->core_device);
 	if (ret) {
-		nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
+		if (nvmevf->pf)
+			nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
 		nvmevf_lm_remove(nvmevf);
 		vfio_put_device(&nvmevf->core_device.vdev);
 		return ret;
@@ -179,7 +183,8 @@ static void nvmevf_pci_remove(struct pci_dev *pdev)
 	struct nvmevf_pci_core_device *nvmevf = nvmevf_of_vdev(&core_device->vdev);
 
 	vfio_pci_core_unregister_device(core_device);
-	nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
+	if (nvmevf->pf)
+		nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
 	nvmevf_lm_remove(nvmevf);
 	vfio_put_device(&core_device->vdev);
 }

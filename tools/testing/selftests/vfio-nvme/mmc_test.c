@@ -285,16 +285,6 @@ TEST_F(mmc, suspend_stops_fetching)
 	EXPECT_EQ(0, cqe.status >> 1);
 }
 
-static void fill_pattern(uint8_t *p, size_t len, uint32_t seed)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = seed >> 16;
-	}
-}
-
 /*
  * Move a running controller from VF1 to VF2: the queues and buffers stay in
  * the same memory (VF2 maps VF1's arena at the same IOVAs), a Read submitted
@@ -329,7 +319,7 @@ TEST_F(mmc, migrate_state_vf1_to_vf2)
 	aer = (struct vnl_sqe){ .opc = 0x0c };
 	vnl_submit(c, &c->aq, &aer);
 
-	fill_pattern(expect, VNL_PAGE, 0x5eed);
+	vnl_fill_pattern(expect, VNL_PAGE, 0x5eed);
 	memcpy(data, expect, VNL_PAGE);
 	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_WRITE, 1, 100, nlb, data_iova));
 
@@ -372,7 +362,7 @@ TEST_F(mmc, migrate_state_vf1_to_vf2)
 		TH_LOG("no interrupt on VF2 for the migrated CQ");
 
 	/* I/O continues on the same queues */
-	fill_pattern(expect, VNL_PAGE, 0xfeed);
+	vnl_fill_pattern(expect, VNL_PAGE, 0xfeed);
 	memcpy(data, expect, VNL_PAGE);
 	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_WRITE, 1, 200, nlb, data_iova));
 	memset(data, 0, VNL_PAGE);

@@ -121,10 +121,8 @@ TEST_F(pf, scid_matches_pf_list_and_vf)
 TEST_F(pf, pf_reset_seen_by_vf_driver)
 {
 	long before[8][2], now[2];
-	char name[32] = "", path[PATH_MAX], state[32];
 	uint16_t scid;
-	int i, fd, tries;
-	ssize_t n;
+	int i;
 
 	for (i = 0; i < self->nvf; i++) {
 		before[i][0] = vf_debugfs_num(self->bdf[i], "pf_resetting");
@@ -132,27 +130,7 @@ TEST_F(pf, pf_reset_seen_by_vf_driver)
 		ASSERT_LE(0, before[i][0]);
 		ASSERT_LE(0, before[i][1]);
 	}
-	ASSERT_EQ(0, vnl_pf_ctrl_name(self->pf, name, sizeof(name)));
-	snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", name);
-	fd = open(path, O_WRONLY);
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(1, write(fd, "1", 1));
-	close(fd);
-
-	/* the write returns once the reset is done; allow for slow TCG */
-	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
-	for (tries = 0; tries < 300; tries++) {
-		fd = open(path, O_RDONLY);
-		ASSERT_LE(0, fd);
-		n = read(fd, state, sizeof(state) - 1);
-		close(fd);
-		ASSERT_LT(0, n);
-		state[n] = 0;
-		if (!strncmp(state, "live", 4))
-			break;
-		usleep(100000);
-	}
-	ASSERT_EQ(0, strncmp(state, "live", 4)) TH_LOG("PF state %s", state);
+	ASSERT_EQ(0, vnl_pf_reset(self->pf)) TH_LOG("%s", vnl_err);
 
 	for (i = 0; i < self->nvf; i++) {
 		now[0] = vf_debugfs_num(self->bdf[i], "pf_resetting");

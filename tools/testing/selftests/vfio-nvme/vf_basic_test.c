@@ -149,16 +149,6 @@ TEST_F(vf, identify_cntlid_is_scid)
 	}
 }
 
-static void fill_pattern(uint8_t *p, size_t len, uint32_t seed)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = seed >> 16;
-	}
-}
-
 /* Data written through VF1 reads back through VF2 (shared namespace). */
 TEST_F(vf, io_shared_namespace)
 {
@@ -179,7 +169,7 @@ TEST_F(vf, io_shared_namespace)
 
 	expect = malloc(VNL_PAGE);
 	ASSERT_NE(NULL, expect);
-	fill_pattern(expect, VNL_PAGE, seed);
+	vnl_fill_pattern(expect, VNL_PAGE, seed);
 	wbuf = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &wiova);
 	rbuf = vnl_dma_alloc(&self->dev[1], VNL_PAGE, &riova);
 	ASSERT_NE(NULL, wbuf);
@@ -194,7 +184,7 @@ TEST_F(vf, io_shared_namespace)
 	EXPECT_EQ(0, memcmp(rbuf, expect, VNL_PAGE));
 
 	/* and the other way round, with a new pattern */
-	fill_pattern(expect, VNL_PAGE, ~seed);
+	vnl_fill_pattern(expect, VNL_PAGE, ~seed);
 	memcpy(rbuf, expect, VNL_PAGE);
 	ASSERT_EQ(0, vnl_rw(&self->ctrl[1], NVME_CMD_WRITE, 1, TEST_LBA, nlb, riova));
 	memset(wbuf, 0, VNL_PAGE);

@@ -286,6 +286,65 @@ int vnl_sysfs_write(const char *bdf, const char *attr, const char *val)
 	return sysfs_write(bdf, attr, val);
 }
 
+/**
+ * vnl_pf_reset() - reset a PF's nvme controller and wait until it is live
+ * @pf_bdf: the PF, bound to nvme
+ *
+ * Writes its reset_controller attribute, then polls its state for up to
+ * 30 seconds (TCG is slow).
+ *
+ * Return: 0 once live, or negative errno.
+ */
+int vnl_pf_reset(const char *pf_bdf)
+{
+	char name[32], path[PATH_MAX], state[32] = "";
+	int fd, tries, ret;
+	ssize_t n;
+
+	ret = vnl_pf_ctrl_name(pf_bdf, name, sizeof(name));
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/reset_controller", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "1", 1) != 1) {
+		ret = vnl_fail("write %s", path);
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	close(fd);
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
+	for (tries = 0; tries < 300; tries++) {
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return vnl_fail("open %s", path);
+		n = read(fd, state, sizeof(state) - 1);
+		close(fd);
+		state[n > 0 ? n : 0] = 0;
+		if (!strncmp(state, "live", 4))
+			return 0;
+		usleep(100000);
+	}
+	errno = ETIMEDOUT;
+	return vnl_fail("%s: state '%s' after reset", name, state);
+}
+
+/**
+ * vnl_fill_pattern() - fill a buffer with a reproducible pseudo-random pattern
+ * @p: buffer
+ * @len: its length
+ * @seed: the pattern's seed
+ */
+void vnl_fill_pattern(uint8_t *p, size_t len, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = seed >> 16;
+	}
+}
+
 static int cmp_bdf(const void *a, const void *b)
 {
 	return strcmp(a, b);
