@@ -118,18 +118,6 @@ again:
 	return -ENOENT;
 }
 
-static int probe_driver(const char *bdf)
-{
-	int fd = open("/sys/bus/pci/drivers_probe", O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, bdf, strlen(bdf)) != (ssize_t)strlen(bdf))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 FIXTURE(cdq) {
 	char pf[32];
 	char vf[32];
@@ -192,7 +180,7 @@ FIXTURE_SETUP(cdq)
 	/* vfio-pci claims the VFs of its PFs (driver_override): unbind */
 	vnl_sysfs_write(self->vf, "driver/unbind", self->vf);
 	ASSERT_EQ(0, vnl_sysfs_write(self->vf, "driver_override", "nvme"));
-	ret = probe_driver(self->vf);
+	ret = vnl_probe_driver(self->vf);
 	ASSERT_EQ(0, ret) TH_LOG("drivers_probe %s: %s", self->vf, strerror(-ret));
 	ASSERT_EQ(0, vf_blockdev(self->vf, self->blk, sizeof(self->blk)))
 		TH_LOG("%s: no namespace block device", self->vf);

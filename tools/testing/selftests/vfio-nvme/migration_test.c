@@ -672,4 +672,51 @@ TEST_F(mig, pf_reset_during_stop_copy)
 	free(buf);
 }
 
+/* The VF of the NVMe PF bound to vfio-pci (the rig's second PF). */
+static int find_other_vf(char *vf, size_t len)
+{
+	char bdfs[8][32];
+	int i, n;
+
+	n = vnl_vfs_bound_to("vfio-pci", bdfs, 8);
+	for (i = 0; i < n; i++)
+		if (!vnl_pf_vf_bdf(bdfs[i], 0, vf, len))
+			return 0;
+	return -ENOENT;
+}
+
+/*
+ * A VF whose PF is not an MMC the driver can reach (here: its PF is bound
+ * to vfio-pci, not nvme) binds to nvme-vfio-pci and works as with
+ * vfio-pci, without migration.
+ */
+TEST(vf_without_mmc_binds_without_migration)
+{
+	struct vnl_dev d;
+	char vf[32], drv[PATH_MAX], path[PATH_MAX];
+	uint64_t flags;
+	uint8_t cfg[4];
+	ssize_t n;
+
+	ASSERT_EQ(0, find_other_vf(vf, sizeof(vf)))
+		TH_LOG("no VF of an NVMe PF on vfio-pci (the rig's second PF)");
+	vnl_sysfs_write(vf, "driver/unbind", vf);
+	ASSERT_EQ(0, vnl_sysfs_write(vf, "driver_override", DRIVER));
+	ASSERT_EQ(0, vnl_probe_driver(vf));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", vf);
+	n = readlink(path, drv, sizeof(drv) - 1);
+	ASSERT_LT(0, n) TH_LOG("%s: not bound: probe failed", vf);
+	drv[n] = 0;
+	EXPECT_NE(NULL, strstr(drv, DRIVER));
+
+	ASSERT_EQ(0, vnl_dev_open(&d, vf, VNL_IOMMUFD, IOVA_B, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_cfg_read(&d, 0, cfg, sizeof(cfg)));
+	EXPECT_EQ(0x1b36, cfg[0] | cfg[1] << 8);
+	EXPECT_EQ(-ENOTTY, vnl_mig_flags(&d, &flags));
+	vnl_dev_close(&d);
+	vnl_sysfs_write(vf, "driver/unbind", vf);
+	vnl_sysfs_write(vf, "driver_override", "\n");
+}
+
 TEST_HARNESS_MAIN

@@ -330,6 +330,24 @@ int vnl_pf_reset(const char *pf_bdf)
 }
 
 /**
+ * vnl_probe_driver() - ask the PCI core to bind a driver to a device
+ * @bdf: the device (its driver_override decides which driver)
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_probe_driver(const char *bdf)
+{
+	int fd = open("/sys/bus/pci/drivers_probe", O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, bdf, strlen(bdf)) != (ssize_t)strlen(bdf))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/**
  * vnl_fill_pattern() - fill a buffer with a reproducible pseudo-random pattern
  * @p: buffer
  * @len: its length
