@@ -1618,10 +1618,21 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
  */
 void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf)
 {
+	struct nvme_command c;
+
 	if (!nvmevf->migratable)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_reset_locked(nvmevf);
+	/*
+	 * RUNNING must mean running.  A reset only clears the suspended state
+	 * of the controller if no Suspend was still draining: the PF may
+	 * complete that Suspend after the reset.  Resume, best effort and
+	 * outside the statistics: "not suspended" (3Ah) is the usual answer,
+	 * and a PF that is resetting resumes its VFs itself.
+	 */
+	nvmevf_cmd_resume(&c, nvmevf->scid);
+	nvmevf_submit(nvmevf->core_device.pdev, &c, NULL, 0, NULL, NULL);
 }
 
 #ifdef CONFIG_VFIO_DEBUGFS
