@@ -389,6 +389,7 @@ typedef struct NvmeLm {
     /* migratable controller side (kept on the VF's own NvmeLm) */
     NvmeLmSusp state;
     uint64_t suspend_ts;        /* Timestamp feature value at suspend */
+    uint32_t suspend_nevt;      /* events queued at suspend */
     GSList   *suspend_reqs;     /* NvmeLmSuspendReq, oldest first */
     QEMUBH   *quiesce_bh;
     bool     in_commit;         /* Set Controller State being committed */
@@ -876,8 +877,18 @@ static void nvme_lm_cdq_post(NvmeCdq *q, NvmeLmMqe *e)
     }
 
     if (avail == 1) {
-        e->lbamqa &= ~NVME_LM_MQE_ESA_MASK;
-        e->lbamqa |= NVME_LM_ESA_FULL << NVME_LM_MQE_ESA_SHIFT;
+        uint8_t esa = (e->lbamqa & NVME_LM_MQE_ESA_MASK) >>
+                      NVME_LM_MQE_ESA_SHIFT;
+
+        /*
+         * The entry that fills the queue ends logging with 111b, except
+         * a stop or suspend marker, which keeps its meaning for a host
+         * that drains up to it; the full event is raised either way.
+         */
+        if (esa != NVME_LM_ESA_STOPPED && esa != NVME_LM_ESA_SUSPENDED) {
+            e->lbamqa &= ~NVME_LM_MQE_ESA_MASK;
+            e->lbamqa |= NVME_LM_ESA_FULL << NVME_LM_MQE_ESA_SHIFT;
+        }
         full = true;
     }
 
@@ -1349,6 +1360,7 @@ static void nvme_lm_suspend_done(NvmeCtrl *t)
     bool dudmq = false;
 
     tl->suspend_ts = nvme_lm_timestamp_now(t);
+    tl->suspend_nevt = t->aer_queued;
     tl->state = NVME_LM_SUSPENDED;
     tl->suspend_reqs = NULL;
 
@@ -1755,6 +1767,14 @@ static uint8_t *nvme_lm_build_state(NvmeCtrl *t, bool nvmecs, bool vs,
     if (vs) {
         naer = t->outstanding_aers;
         nevt = MIN(t->aer_queued, UINT16_MAX);
+        /*
+         * Events raised while suspended (an invalid doorbell write...)
+         * stay with this controller: the state of a suspended controller
+         * is the snapshot of the moment it stopped, for every Get.
+         */
+        if (t->lm->state == NVME_LM_SUSPENDED) {
+            nevt = MIN(nevt, t->lm->suspend_nevt);
+        }
         ncqe = nvme_lm_count_pending_cqes(t);
         vs_len = nvme_lm_vs_size(naer, nevt, ncqe);
     }

@@ -402,4 +402,52 @@ TEST_F(cdq, cdq_statuses)
 	ASSERT_EQ(0, admin(c, VNL_OPC_CDQ, 1, q.id, 0, 0, NULL));
 }
 
+/*
+ * A suspend marker that fills the queue keeps its 011b (a host drains up
+ * to it) and the full event is still raised.
+ */
+TEST_F(cdq, suspend_marker_filling_queue_keeps_esa)
+{
+	struct vnl_ctrl *c = &self->c;
+	struct vnl_sqe aer = { .opc = 0x0c }, susp;
+	bool seen_susp = false, seen_aen = false;
+	struct vnl_cqe cqe;
+	struct entry e;
+	struct cdq q;
+	int i;
+
+	vnl_submit(c, &c->aq, &aer);
+	ASSERT_EQ(0, cdq_create(c, &q, self->scid, 4));
+	ASSERT_EQ(0, log_user_data(c, &q, true));
+	ASSERT_EQ(0, write_lbas(self->blkfd, self->wbuf, 200));
+	ASSERT_TRUE(cdq_next(&q, &e));
+	EXPECT_EQ(ESA_FIRST, e.esa);
+	ASSERT_TRUE(cdq_next(&q, &e));
+	EXPECT_EQ(200, e.slba);
+	/*
+	 * Slot 2 is the last free one: the suspend marker goes there.  The
+	 * AEN and the Suspend's own completion come in either order.
+	 */
+	susp = (struct vnl_sqe){ .opc = VNL_OPC_MIG_SEND,
+				 .cdw11 = 1 << 16 | self->scid };
+	vnl_submit(c, &c->aq, &susp);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, vnl_wait(c, &c->aq, &cqe)) TH_LOG("%s", vnl_err);
+		if (cqe.cid == susp.cid) {
+			EXPECT_EQ(0, cqe.status >> 1);
+			seen_susp = true;
+		} else if (cqe.cid == aer.cid) {
+			EXPECT_EQ(4, cqe.dw0 & 7);		/* One-Shot */
+			EXPECT_EQ(1, (cqe.dw0 >> 8) & 0xff);	/* full */
+			seen_aen = true;
+		}
+	}
+	EXPECT_TRUE(seen_susp);
+	EXPECT_TRUE(seen_aen) TH_LOG("no One-Shot AEN");
+	ASSERT_TRUE(cdq_next(&q, &e));
+	EXPECT_EQ(ESA_SUSPENDED, e.esa);
+	ASSERT_EQ(0, admin(c, VNL_OPC_MIG_SEND, 1, self->scid, 0, 0, NULL));
+	ASSERT_EQ(0, admin(c, VNL_OPC_CDQ, 1, q.id, 0, 0, NULL));
+}
+
 TEST_HARNESS_MAIN
