@@ -61,11 +61,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 }
 
 FIXTURE(mig) {
-	char bdf[8][32];
-	char pf[32];
-	int nvf;
-	int pffd;
-	uint16_t scid[2];
+	struct vnl_rig rig;
 	struct vnl_dev dev[2];
 	struct vnl_ctrl ctrl[2];
 	int fd[2];
@@ -73,26 +69,18 @@ FIXTURE(mig) {
 
 FIXTURE_SETUP(mig)
 {
-	int i, vfn;
+	int i;
 
-	self->pffd = -1;
 	for (i = 0; i < 2; i++) {
 		self->dev[i].device_fd = -1;
 		self->fd[i] = -1;
 	}
-	self->nvf = vnl_vfs_bound_to(DRIVER, self->bdf, 8);
-	ASSERT_GE(self->nvf, 2) TH_LOG("%d VFs bound to %s", self->nvf, DRIVER);
-	for (i = 0; i < 2; i++) {
-		ASSERT_EQ(0, vnl_pf_of_vf(self->bdf[i], self->pf,
-					  sizeof(self->pf), &vfn));
-		if (self->pffd < 0)
-			self->pffd = vnl_pf_open(self->pf);
-		ASSERT_LE(0, self->pffd) TH_LOG("%s", vnl_err);
-		ASSERT_EQ(0, vnl_pf_scid(self->pffd, vfn, &self->scid[i]));
-		ASSERT_EQ(0, vnl_dev_open(&self->dev[i], self->bdf[i], VNL_IOMMUFD,
-					  i ? IOVA_B : IOVA_A, ARENA_SIZE))
+	ASSERT_EQ(0, vnl_rig_open(&self->rig, DRIVER)) TH_LOG("%s", vnl_err);
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, vnl_dev_open(&self->dev[i], self->rig.bdf[i],
+					  VNL_IOMMUFD, i ? IOVA_B : IOVA_A,
+					  ARENA_SIZE))
 			TH_LOG("%s", vnl_err);
-	}
 }
 
 FIXTURE_TEARDOWN(mig)
@@ -106,8 +94,7 @@ FIXTURE_TEARDOWN(mig)
 		if (self->dev[i].device_fd >= 0)
 			vnl_dev_close(&self->dev[i]);
 	}
-	if (self->pffd >= 0)
-		close(self->pffd);
+	vnl_rig_close(&self->rig);
 }
 
 #define SET(i, state) vnl_mig_set_state(&self->dev[i], state, NULL)
@@ -348,7 +335,7 @@ TEST_F(mig, live_migration_vf1_to_vf2)
 	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_READ, 1, 400, nlb, iova));
 	EXPECT_EQ(0, memcmp(data, expect, VNL_PAGE));
 	ASSERT_EQ(0, vnl_identify(c, 0x01, 0, 0, NULL));
-	EXPECT_EQ(self->scid[1], le16((uint8_t *)c->buf + 78));
+	EXPECT_EQ(self->rig.scid[1], le16((uint8_t *)c->buf + 78));
 
 	/* the AER from VF1 completes on VF2 when an event is raised */
 	sf = (struct vnl_sqe){ .opc = NVME_ADM_SET_FEATURES, .cdw10 = 0x04 };
@@ -579,7 +566,7 @@ TEST_F(mig, reset_and_close_with_open_fd)
 	EXPECT_EQ(-1, read(fd, &byte, 1));
 	EXPECT_EQ(ENODEV, errno);
 	close(fd);
-	ASSERT_EQ(0, vnl_dev_open(d, self->bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE));
+	ASSERT_EQ(0, vnl_dev_open(d, self->rig.bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE));
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
 	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
 }
@@ -650,7 +637,7 @@ TEST_F(mig, pf_reset_during_stop_copy)
 
 	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
 	self->fd[0] = fd;
-	ASSERT_EQ(0, vnl_pf_reset(self->pf)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_pf_reset(self->rig.pf)) TH_LOG("%s", vnl_err);
 	/* the save fd failed, the device is in ERROR */
 	EXPECT_EQ(-ENODEV, vnl_mig_read(fd, &buf, &len, 4096));
 	for (tries = 0; tries < 50 && vnl_mig_get_state(d) != S_ERROR; tries++)
@@ -661,7 +648,7 @@ TEST_F(mig, pf_reset_during_stop_copy)
 
 	/* recover: VFs online again, reset the device */
 	for (i = 0; i < 2; i++)
-		ASSERT_EQ(0, vnl_pf_vf_online(self->pffd, self->pf, i, VF_NVQ,
+		ASSERT_EQ(0, vnl_pf_vf_online(self->rig.pffd, self->rig.pf, i, VF_NVQ,
 					      VF_NVI, NULL)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_dev_reset(d));
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));

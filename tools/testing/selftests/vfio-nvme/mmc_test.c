@@ -45,11 +45,7 @@ static uint64_t le64(const uint8_t *p)
 }
 
 FIXTURE(mmc) {
-	char bdf[8][32];
-	int nvf;
-	char pf[32];
-	int pffd;
-	uint16_t scid[2];
+	struct vnl_rig rig;
 	struct vnl_dev dev[2];
 	struct vnl_ctrl ctrl[2];
 	bool suspended[2];
@@ -58,21 +54,11 @@ FIXTURE(mmc) {
 
 FIXTURE_SETUP(mmc)
 {
-	int i, vfn;
+	int i;
 
-	self->pffd = -1;
 	for (i = 0; i < 2; i++)
 		self->dev[i].device_fd = -1;
-	self->nvf = vnl_vfs_bound_to(DRIVER, self->bdf, 8);
-	ASSERT_GE(self->nvf, 2) TH_LOG("%d VFs bound to %s", self->nvf, DRIVER);
-	for (i = 0; i < 2; i++) {
-		ASSERT_EQ(0, vnl_pf_of_vf(self->bdf[i], self->pf,
-					  sizeof(self->pf), &vfn));
-		if (self->pffd < 0)
-			self->pffd = vnl_pf_open(self->pf);
-		ASSERT_LE(0, self->pffd) TH_LOG("%s", vnl_err);
-		ASSERT_EQ(0, vnl_pf_scid(self->pffd, vfn, &self->scid[i]));
-	}
+	ASSERT_EQ(0, vnl_rig_open(&self->rig, DRIVER)) TH_LOG("%s", vnl_err);
 }
 
 FIXTURE_TEARDOWN(mmc)
@@ -80,16 +66,15 @@ FIXTURE_TEARDOWN(mmc)
 	int i;
 
 	if (self->tracking)
-		vnl_lm_track_mem(self->pffd, self->scid[0], false, 0, NULL, 0,
+		vnl_lm_track_mem(self->rig.pffd, self->rig.scid[0], false, 0, NULL, 0,
 				 NULL, NULL);
 	for (i = 0; i < 2; i++) {
 		if (self->suspended[i])
-			vnl_lm_resume(self->pffd, self->scid[i]);
+			vnl_lm_resume(self->rig.pffd, self->rig.scid[i]);
 		if (self->dev[i].device_fd >= 0)
 			vnl_dev_close(&self->dev[i]);
 	}
-	if (self->pffd >= 0)
-		close(self->pffd);
+	vnl_rig_close(&self->rig);
 }
 
 static int open_vf(struct __test_metadata *_metadata, const char *bdf,
@@ -138,7 +123,7 @@ TEST_F(mmc, identify_mmc_fields)
 	ASSERT_NE(NULL, buf);
 	/* PF: an MMC */
 	cdw[0] = 0x01;
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
 	EXPECT_NE(0, le16(buf + 256) & (1 << 11)) TH_LOG("PF OACS %#x", le16(buf + 256));
 	EXPECT_GE(le16(buf + 570), 1);			/* CMMRTD */
 	EXPECT_GE(le16(buf + 572), le16(buf + 570));	/* NMMRTD >= CMMRTD */
@@ -151,7 +136,7 @@ TEST_F(mmc, identify_mmc_fields)
 	/* CNS 20h: NVMe state version 0 at index 1, one vendor UUID */
 	cdw[0] = 0x20;
 	memset(buf, 0xff, 4096);
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
 	nv = buf[0];
 	nuuid = buf[1];
 	ASSERT_GE(nv, 1);
@@ -164,7 +149,7 @@ TEST_F(mmc, identify_mmc_fields)
 
 	/* Commands Supported and Effects: CSUPP for the five LM opcodes */
 	cdw[0] = (4096 / 4 - 1) << 16 | 0x05;
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, 0x02, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, 0x02, 0, cdw, buf, 4096, NULL));
 	for (i = 0; i < (int)sizeof(lm_opcodes); i++) {
 		opc = lm_opcodes[i];
 		EXPECT_EQ(1, le32(buf + 4 * opc) & 1)
@@ -175,18 +160,18 @@ TEST_F(mmc, identify_mmc_fields)
 	cdw[0] = 0x06;
 	cdw[1] = 0;	/* CSI 0 */
 	memset(buf, 0xff, 4096);
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
 	EXPECT_EQ(0, buf[24]);
 
 	/* A VF is a migratable controller: no HMLMS, no LM commands */
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[0], &self->dev[0],
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0],
 			     &self->ctrl[0], IOVA_A));
 	ASSERT_EQ(0, vnl_identify(&self->ctrl[0], 0x01, 0, 0, buf));
 	EXPECT_EQ(0, le16(buf + 256) & (1 << 11));
 	EXPECT_EQ(ST_INVALID_FIELD, ST(vnl_identify(&self->ctrl[0], 0x20, 0, 0, buf)));
 	for (i = 0; i < (int)sizeof(lm_opcodes); i++) {
 		opc = lm_opcodes[i];
-		sqe = (struct vnl_sqe){ .opc = opc, .cdw11 = self->scid[1] };
+		sqe = (struct vnl_sqe){ .opc = opc, .cdw11 = self->rig.scid[1] };
 		EXPECT_EQ(ST_INVALID_OPCODE,
 			  ST(vnl_cmd(&self->ctrl[0], &self->ctrl[0].aq, &sqe, NULL)))
 			TH_LOG("opcode %#x on a VF", opc);
@@ -209,7 +194,7 @@ TEST_F(mmc, suspend_stops_fetching)
 	uint16_t tail;
 	int i;
 
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[0], &self->dev[0],
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0],
 			     &self->ctrl[0], IOVA_A));
 	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
 	data = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova);
@@ -218,10 +203,10 @@ TEST_F(mmc, suspend_stops_fetching)
 	/* an AER outstanding: events raised while suspended queue up */
 	aer = (struct vnl_sqe){ .opc = 0x0c };
 	vnl_submit(c, &c->aq, &aer);
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, self->scid[0], 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
 	self->suspended[0] = true;
 	/* suspending again with the same type is not an error */
-	EXPECT_EQ(0, vnl_lm_suspend(self->pffd, self->scid[0], 1, false));
+	EXPECT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
 
 	rd = (struct vnl_sqe){ .opc = NVME_CMD_READ, .nsid = 1, .prp1 = iova };
 	vnl_submit(c, &c->ioq, &rd);
@@ -233,10 +218,10 @@ TEST_F(mmc, suspend_stops_fetching)
 	EXPECT_FALSE(cq_pending(&c->aq)) TH_LOG("admin executed while suspended");
 
 	/* one read == many small reads; CSUP on every chunk */
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->pffd, self->scid[0], 1, 1,
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1,
 					  1 << 20, &one, &len1, &csup));
 	EXPECT_TRUE(csup);
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->pffd, self->scid[0], 1, 1,
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1,
 					  CHUNK_SMALL, &chunked, &len2, &csup));
 	EXPECT_TRUE(csup);
 	ASSERT_EQ(len1, len2);
@@ -250,7 +235,7 @@ TEST_F(mmc, suspend_stops_fetching)
 	 */
 	vnl_write32(&self->dev[0], vnl_db_offset(c, 9, false), 1);
 	usleep(100000);
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->pffd, self->scid[0], 1, 1,
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1,
 					  1 << 20, &chunked, &len2, &csup));
 	ASSERT_EQ(len1, len2);
 	EXPECT_EQ(len1, first_diff(one, chunked, len1))
@@ -293,7 +278,7 @@ TEST_F(mmc, suspend_stops_fetching)
 	free(chunked);
 
 	/* Resume: the pending commands run */
-	ASSERT_EQ(0, vnl_lm_resume(self->pffd, self->scid[0]));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, self->rig.scid[0]));
 	self->suspended[0] = false;
 	ASSERT_EQ(0, vnl_wait(c, &c->ioq, &cqe)) TH_LOG("%s", vnl_err);
 	EXPECT_EQ(rd.cid, cqe.cid);
@@ -329,7 +314,7 @@ TEST_F(mmc, migrate_state_vf1_to_vf2)
 	uint16_t nlb;
 	int i;
 
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[0], &self->dev[0], c, IOVA_A));
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
 	ASSERT_EQ(0, vnl_msix_enable(&self->dev[0], 1)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, true, 0)) TH_LOG("%s", vnl_err);
 	nlb = VNL_PAGE / c->lba_size;
@@ -350,31 +335,31 @@ TEST_F(mmc, migrate_state_vf1_to_vf2)
 	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_WRITE, 1, 100, nlb, data_iova));
 
 	/* VF1: suspend, then a Read that must not run here */
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, self->scid[0], 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
 	self->suspended[0] = true;
 	memset(data, 0, VNL_PAGE);
 	rd = (struct vnl_sqe){ .opc = NVME_CMD_READ, .nsid = 1, .prp1 = data_iova,
 			       .cdw10 = 100, .cdw12 = nlb - 1 };
 	vnl_submit(c, &c->ioq, &rd);
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->pffd, self->scid[0], 1, 1, 256,
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1, 256,
 					  &state, &len, &csup));
 	EXPECT_TRUE(csup);
 	usleep(200000);
 	EXPECT_FALSE(cq_pending(&c->ioq));
 
 	/* VF2: its own arena, plus VF1's at the same IOVAs */
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[1], &self->dev[1],
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[1], &self->dev[1],
 			     &self->ctrl[1], IOVA_B));
 	ASSERT_EQ(0, vnl_dev_map_arena_of(&self->dev[1], &self->dev[0]))
 		TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_msix_enable(&self->dev[1], 1));
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, self->scid[1], 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[1], 1, false));
 	self->suspended[1] = true;
 	/* in several chunks: first, middle..., last */
-	ASSERT_EQ(0, vnl_lm_set_state_all(self->pffd, self->scid[1], 1, 1, 64,
+	ASSERT_EQ(0, vnl_lm_set_state_all(self->rig.pffd, self->rig.scid[1], 1, 1, 64,
 					  state, len)) TH_LOG("%s", vnl_err);
 	vnl_irq_count(&self->dev[1], 0, 0);
-	ASSERT_EQ(0, vnl_lm_resume(self->pffd, self->scid[1]));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, self->rig.scid[1]));
 	self->suspended[1] = false;
 	free(state);
 
@@ -397,7 +382,7 @@ TEST_F(mmc, migrate_state_vf1_to_vf2)
 
 	/* admin too: the controller now is VF2's */
 	ASSERT_EQ(0, vnl_identify(c, 0x01, 0, 0, NULL)) TH_LOG("%s", vnl_err);
-	EXPECT_EQ(self->scid[1], le16((uint8_t *)c->buf + 78));
+	EXPECT_EQ(self->rig.scid[1], le16((uint8_t *)c->buf + 78));
 
 	/* over-temperature threshold 0 K: a SMART event completes the AER */
 	sf = (struct vnl_sqe){ .opc = NVME_ADM_SET_FEATURES, .cdw10 = 0x04,
@@ -511,7 +496,7 @@ TEST_F(mmc, tracking_reports_written_pages)
 	int n, g;
 	static const uint8_t rmrtg[] = { 0, 4 };	/* 4 KiB, 64 KiB */
 
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[0], &self->dev[0], c, IOVA_A));
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
 	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
 	in = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &in_iova);
 	ASSERT_NE(NULL, in);
@@ -522,11 +507,11 @@ TEST_F(mmc, tracking_reports_written_pages)
 
 	for (g = 0; g < (int)sizeof(rmrtg); g++) {
 		gran = 4096ull << rmrtg[g];
-		ASSERT_EQ(0, vnl_lm_track_mem(self->pffd, self->scid[0], true,
+		ASSERT_EQ(0, vnl_lm_track_mem(self->rig.pffd, self->rig.scid[0], true,
 					      rmrtg[g], &range, 1, NULL, NULL));
 		self->tracking = true;
 		/* nothing written yet */
-		n = track_recv_all(_metadata, self->pffd, self->scid[0], set,
+		n = track_recv_all(_metadata, self->rig.pffd, self->rig.scid[0], set,
 				   &attrb, &rpmpg);
 		ASSERT_EQ(0, n);
 		EXPECT_EQ(0, attrb);
@@ -539,7 +524,7 @@ TEST_F(mmc, tracking_reports_written_pages)
 		want[1] = c->aq.cq_iova;	/* admin CQE */
 		want[2] = in_iova;		/* Read payload */
 		want[3] = c->ioq.cq_iova;	/* I/O CQEs */
-		n = track_recv_all(_metadata, self->pffd, self->scid[0], set,
+		n = track_recv_all(_metadata, self->rig.pffd, self->rig.scid[0], set,
 				   &attrb, &rpmpg);
 		ASSERT_LT(0, n);
 		EXPECT_TRUE(same_granules(set, n, want, 4, gran))
@@ -549,26 +534,26 @@ TEST_F(mmc, tracking_reports_written_pages)
 		EXPECT_EQ(0, attrb & 1);	/* no MTR */
 
 		/* read and clear: nothing new */
-		n = track_recv_all(_metadata, self->pffd, self->scid[0], set,
+		n = track_recv_all(_metadata, self->rig.pffd, self->rig.scid[0], set,
 				   &attrb, &rpmpg);
 		EXPECT_EQ(0, n);
 
-		ASSERT_EQ(0, vnl_lm_track_mem(self->pffd, self->scid[0], false,
+		ASSERT_EQ(0, vnl_lm_track_mem(self->rig.pffd, self->rig.scid[0], false,
 					      0, NULL, 0, NULL, NULL));
 		self->tracking = false;
 	}
 
 	/* SUSP: the controller was suspended during the Track Receive */
-	ASSERT_EQ(0, vnl_lm_track_mem(self->pffd, self->scid[0], true, 0,
+	ASSERT_EQ(0, vnl_lm_track_mem(self->rig.pffd, self->rig.scid[0], true, 0,
 				      &range, 1, NULL, NULL));
 	self->tracking = true;
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, self->scid[0], 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
 	self->suspended[0] = true;
-	n = track_recv_all(_metadata, self->pffd, self->scid[0], set, &attrb,
+	n = track_recv_all(_metadata, self->rig.pffd, self->rig.scid[0], set, &attrb,
 			   &rpmpg);
 	EXPECT_EQ(0, n);
 	EXPECT_EQ(2, attrb & 2);
-	ASSERT_EQ(0, vnl_lm_resume(self->pffd, self->scid[0]));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, self->rig.scid[0]));
 	self->suspended[0] = false;
 }
 
@@ -576,7 +561,7 @@ TEST_F(mmc, tracking_reports_written_pages)
 TEST_F(mmc, negative_statuses)
 {
 	struct vnl_ctrl *c = &self->ctrl[0];
-	uint16_t vf1 = self->scid[0], vf2 = self->scid[1], pfid;
+	uint16_t vf1 = self->rig.scid[0], vf2 = self->rig.scid[1], pfid;
 	struct vnl_range range = { IOVA_A, ARENA_SIZE }, many[340];
 	uint8_t *buf = calloc(1, 4096), *state;
 	uint32_t cdw[6] = {}, dw0, dw1;
@@ -585,72 +570,72 @@ TEST_F(mmc, negative_statuses)
 
 	ASSERT_NE(NULL, buf);
 	cdw[0] = 0x01;
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
 	pfid = le16(buf + 78);
 
 	/* 1Fh Invalid Controller Identifier: the MMC itself, no such ctrl */
-	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_suspend(self->pffd, pfid, 1, false)));
-	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_suspend(self->pffd, 0x7ff, 1, false)));
-	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_resume(self->pffd, 0x7ff)));
+	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_suspend(self->rig.pffd, pfid, 1, false)));
+	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_suspend(self->rig.pffd, 0x7ff, 1, false)));
+	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_resume(self->rig.pffd, 0x7ff)));
 	EXPECT_EQ(ST_INVALID_CTRL_ID,
-		  ST(vnl_lm_get_state(self->pffd, pfid, 1, 0, 0, buf, 48, NULL)));
+		  ST(vnl_lm_get_state(self->rig.pffd, pfid, 1, 0, 0, buf, 48, NULL)));
 	EXPECT_EQ(ST_INVALID_CTRL_ID,
-		  ST(vnl_lm_track_mem(self->pffd, pfid, true, 0, &range, 1, NULL, NULL)));
-	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_track_recv(self->pffd, vf1, buf, 64)))
+		  ST(vnl_lm_track_mem(self->rig.pffd, pfid, true, 0, &range, 1, NULL, NULL)));
+	EXPECT_EQ(ST_INVALID_CTRL_ID, ST(vnl_lm_track_recv(self->rig.pffd, vf1, buf, 64)))
 		TH_LOG("Track Receive of an untracked controller");
 
 	/* 3Ah Controller Not Suspended */
-	EXPECT_EQ(ST_CTRL_NOT_SUSPENDED, ST(vnl_lm_resume(self->pffd, vf1)));
+	EXPECT_EQ(ST_CTRL_NOT_SUSPENDED, ST(vnl_lm_resume(self->rig.pffd, vf1)));
 
 	/* the Set targets below: VF2, suspended */
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf2, 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf2, 1, false));
 	self->suspended[1] = true;
 
 	/* Invalid Field on Get Controller State */
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_get_state(self->pffd, vf1, 1, 0, 2, buf, 48, NULL)));
+		  ST(vnl_lm_get_state(self->rig.pffd, vf1, 1, 0, 2, buf, 48, NULL)));
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_get_state(self->pffd, vf1, 1, 0, 1 << 20, buf, 48, NULL)));
+		  ST(vnl_lm_get_state(self->rig.pffd, vf1, 1, 0, 1 << 20, buf, 48, NULL)));
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_get_state(self->pffd, vf1, 9, 0, 0, buf, 48, NULL)));
+		  ST(vnl_lm_get_state(self->rig.pffd, vf1, 9, 0, 0, buf, 48, NULL)));
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_get_state(self->pffd, vf1, 1, 9, 0, buf, 48, NULL)));
+		  ST(vnl_lm_get_state(self->rig.pffd, vf1, 1, 9, 0, buf, 48, NULL)));
 
 	/* Set Controller State: sequence errors and bad fields */
 	EXPECT_EQ(ST_CMD_SEQ_ERROR,
-		  ST(vnl_lm_set_state(self->pffd, vf2, 1, 1, VNL_SEQ_MIDDLE, 48, buf, 64)));
+		  ST(vnl_lm_set_state(self->rig.pffd, vf2, 1, 1, VNL_SEQ_MIDDLE, 48, buf, 64)));
 	EXPECT_EQ(ST_CMD_SEQ_ERROR,
-		  ST(vnl_lm_set_state(self->pffd, vf2, 1, 1, VNL_SEQ_LAST, 48, buf, 0)));
+		  ST(vnl_lm_set_state(self->rig.pffd, vf2, 1, 1, VNL_SEQ_LAST, 48, buf, 0)));
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_set_state(self->pffd, vf2, 0, 0, VNL_SEQ_ONLY, 0, buf, 48)));
+		  ST(vnl_lm_set_state(self->rig.pffd, vf2, 0, 0, VNL_SEQ_ONLY, 0, buf, 48)));
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_set_state(self->pffd, vf2, 1, 1, VNL_SEQ_FIRST, 2, buf, 64)));
+		  ST(vnl_lm_set_state(self->rig.pffd, vf2, 1, 1, VNL_SEQ_FIRST, 2, buf, 64)));
 
 	/* a real state: VF1 with an I/O queue pair, suspended */
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[0], &self->dev[0], c, IOVA_A));
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
 	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf1, 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
 	self->suspended[0] = true;
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->pffd, vf1, 1, 1, 4096, &state,
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, vf1, 1, 1, 4096, &state,
 					  &len, NULL));
 	/* NVMe state onto a controller that has I/O queues: Invalid Field */
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_set_state_all(self->pffd, vf1, 1, 1, 4096, state, len)));
+		  ST(vnl_lm_set_state_all(self->rig.pffd, vf1, 1, 1, 4096, state, len)));
 	/* CSVI 0 with NVMECSS != 0 */
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_set_state_all(self->pffd, vf2, 0, 1, 4096, state, len)));
+		  ST(vnl_lm_set_state_all(self->rig.pffd, vf2, 0, 1, 4096, state, len)));
 	/* first chunk received, not committed: Resume is a sequence error */
-	ASSERT_EQ(0, vnl_lm_set_state(self->pffd, vf2, 1, 1, VNL_SEQ_FIRST, 0,
+	ASSERT_EQ(0, vnl_lm_set_state(self->rig.pffd, vf2, 1, 1, VNL_SEQ_FIRST, 0,
 				      state, 48));
-	EXPECT_EQ(ST_CMD_SEQ_ERROR, ST(vnl_lm_resume(self->pffd, vf2)));
+	EXPECT_EQ(ST_CMD_SEQ_ERROR, ST(vnl_lm_resume(self->rig.pffd, vf2)));
 	/* a new "first" discards the sequence; then a complete one commits */
-	ASSERT_EQ(0, vnl_lm_set_state_all(self->pffd, vf2, 1, 1, 64, state, len));
+	ASSERT_EQ(0, vnl_lm_set_state_all(self->rig.pffd, vf2, 1, 1, 64, state, len));
 	free(state);
 
 	/* 39h Controller Suspended: no tracking changes on a suspended target */
 	EXPECT_EQ(ST_CTRL_SUSPENDED,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 0, &range, 1, NULL, NULL)));
-	ASSERT_EQ(0, vnl_lm_resume(self->pffd, vf1));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, &range, 1, NULL, NULL)));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, vf1));
 	self->suspended[0] = false;
 
 	/* Track Memory Changes: bad version, granularity, alignment, length */
@@ -660,19 +645,19 @@ TEST_F(mmc, negative_statuses)
 	cdw[0] = 1 << 16 | 1;
 	cdw[1] = vf1;
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_pf_cmd(self->pffd, VNL_OPC_TRACK_SEND, 0, cdw, buf, 20, NULL)));
+		  ST(vnl_pf_cmd(self->rig.pffd, VNL_OPC_TRACK_SEND, 0, cdw, buf, 20, NULL)));
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 40, &range, 1, NULL, NULL)));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 40, &range, 1, NULL, NULL)));
 	range.addr += 0x800;
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 0, &range, 1, NULL, NULL)));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, &range, 1, NULL, NULL)));
 	range.addr = IOVA_A;
 	range.len = 0;
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 0, &range, 1, NULL, NULL)));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, &range, 1, NULL, NULL)));
 	/* more descriptors than CMMRTD (Identify bytes 571:570): Invalid Field */
 	cdw[0] = 0x01;
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
 	n = le16(buf + 570) + 1;
 	ASSERT_LE(n, 340);
 	for (i = 0; i < n; i++) {
@@ -680,7 +665,7 @@ TEST_F(mmc, negative_statuses)
 		many[i].len = VNL_PAGE;
 	}
 	EXPECT_EQ(ST_INVALID_FIELD,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 0, many, n, NULL, NULL)));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, many, n, NULL, NULL)));
 	/*
 	 * 38h Not Enough Resources: within the limits but too fine to track
 	 * (2 TiB in 4 KiB granules); DW0 is the finest granularity it can do,
@@ -691,23 +676,23 @@ TEST_F(mmc, negative_statuses)
 	dw0 = ~0u;
 	dw1 = ~0u;
 	EXPECT_EQ(ST_NOT_ENOUGH_RES,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 0, &range, 1, &dw0, &dw1)));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, &range, 1, &dw0, &dw1)));
 	EXPECT_GT(dw0 & 0xffff, 0);
 	EXPECT_LE(dw0 & 0xffff, buf[575]) TH_LOG("MRTG %u above MAXMRTG", dw0 & 0xffff);
 	EXPECT_EQ(1, dw1);
 	/* that granularity is accepted */
-	ASSERT_EQ(0, vnl_lm_track_mem(self->pffd, vf1, true, dw0 & 0xffff, &range,
+	ASSERT_EQ(0, vnl_lm_track_mem(self->rig.pffd, vf1, true, dw0 & 0xffff, &range,
 				      1, NULL, NULL));
 	self->tracking = true;
-	ASSERT_EQ(0, vnl_lm_track_mem(self->pffd, vf1, false, 0, NULL, 0, NULL, NULL));
+	ASSERT_EQ(0, vnl_lm_track_mem(self->rig.pffd, vf1, false, 0, NULL, 0, NULL, NULL));
 	self->tracking = false;
 	range.addr = IOVA_A;
 	/* and a second start on a tracked controller: 1Fh */
 	range.len = ARENA_SIZE;
-	ASSERT_EQ(0, vnl_lm_track_mem(self->pffd, vf1, true, 0, &range, 1, NULL, NULL));
+	ASSERT_EQ(0, vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, &range, 1, NULL, NULL));
 	self->tracking = true;
 	EXPECT_EQ(ST_INVALID_CTRL_ID,
-		  ST(vnl_lm_track_mem(self->pffd, vf1, true, 0, &range, 1, NULL, NULL)));
+		  ST(vnl_lm_track_mem(self->rig.pffd, vf1, true, 0, &range, 1, NULL, NULL)));
 	free(buf);
 }
 
@@ -719,24 +704,24 @@ TEST_F(mmc, negative_statuses)
 TEST_F(mmc, fuzz_set_state)
 {
 	struct vnl_ctrl *c = &self->ctrl[0];
-	uint16_t vf1 = self->scid[0], vf2 = self->scid[1];
+	uint16_t vf1 = self->rig.scid[0], vf2 = self->rig.scid[1];
 	uint8_t *state, *bad;
 	size_t len, blen;
 	unsigned int seed = 1;
 	int i, k, ret, accepted = 0;
 
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[0], &self->dev[0], c, IOVA_A));
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
 	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf1, 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
 	self->suspended[0] = true;
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->pffd, vf1, 1, 1, 4096, &state,
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, vf1, 1, 1, 4096, &state,
 					  &len, NULL));
 	bad = malloc(len + 256);
 	ASSERT_NE(NULL, bad);
 	/* open VF2 first: opening a VFIO device resets the function */
-	ASSERT_EQ(0, open_vf(_metadata, self->bdf[1], &self->dev[1], NULL, IOVA_B));
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[1], &self->dev[1], NULL, IOVA_B));
 	ASSERT_EQ(0, vnl_dev_map_arena_of(&self->dev[1], &self->dev[0]));
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf2, 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf2, 1, false));
 	self->suspended[1] = true;
 
 	for (i = 0; i < 300; i++) {
@@ -760,7 +745,7 @@ TEST_F(mmc, fuzz_set_state)
 			bad[16 + rand_r(&seed) % 32] = rand_r(&seed);
 			break;
 		}
-		ret = vnl_lm_set_state_all(self->pffd, vf2, 1, 1,
+		ret = vnl_lm_set_state_all(self->rig.pffd, vf2, 1, 1,
 					   4 * (1 + rand_r(&seed) % 64), bad, blen);
 		ASSERT_LE(0, ret) TH_LOG("iteration %d: ioctl failed: %s", i, vnl_err);
 		if (ret)
@@ -772,13 +757,13 @@ TEST_F(mmc, fuzz_set_state)
 		 */
 		accepted++;
 		ASSERT_EQ(0, vnl_dev_reset(&self->dev[1])) TH_LOG("%s", vnl_err);
-		ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf2, 1, false));
+		ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf2, 1, false));
 	}
 	TH_LOG("%d of 300 corrupted states accepted", accepted);
 
 	/* the PF still answers, and VF2 takes the good state and runs it */
-	ASSERT_EQ(0, vnl_lm_set_state_all(self->pffd, vf2, 1, 1, 128, state, len));
-	ASSERT_EQ(0, vnl_lm_resume(self->pffd, vf2));
+	ASSERT_EQ(0, vnl_lm_set_state_all(self->rig.pffd, vf2, 1, 1, 128, state, len));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, vf2));
 	self->suspended[1] = false;
 	c->dev = &self->dev[1];
 	ASSERT_EQ(0, vnl_identify(c, 0x01, 0, 0, NULL)) TH_LOG("%s", vnl_err);
@@ -794,25 +779,25 @@ TEST_F(mmc, fuzz_set_state)
  */
 TEST_F(mmc, fault_injection)
 {
-	uint16_t vf1 = self->scid[0];
+	uint16_t vf1 = self->rig.scid[0];
 	uint8_t buf[48];
 	int i;
 
 	/* two Suspends fail with Internal Error + DNR, the third works */
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "suspend", 2, 0x4006)) TH_LOG("%s", vnl_err);
 	for (i = 0; i < 2; i++)
-		EXPECT_EQ(0x4006, vnl_lm_suspend(self->pffd, vf1, 1, false));
-	ASSERT_EQ(0, vnl_lm_suspend(self->pffd, vf1, 1, false));
+		EXPECT_EQ(0x4006, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
 	self->suspended[0] = true;
 
 	/* one Get Controller State fails with a chosen generic status */
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x0004));
-	EXPECT_EQ(0x0004, vnl_lm_get_state(self->pffd, vf1, 1, 1, 0, buf, 48, NULL));
-	EXPECT_EQ(0, vnl_lm_get_state(self->pffd, vf1, 1, 1, 0, buf, 48, NULL));
+	EXPECT_EQ(0x0004, vnl_lm_get_state(self->rig.pffd, vf1, 1, 1, 0, buf, 48, NULL));
+	EXPECT_EQ(0, vnl_lm_get_state(self->rig.pffd, vf1, 1, 1, 0, buf, 48, NULL));
 
 	/* Resume, with a fault armed for another kind: not affected */
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "track-recv", 1, 0x0006));
-	ASSERT_EQ(0, vnl_lm_resume(self->pffd, vf1));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, vf1));
 	self->suspended[0] = false;
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "none", 0, 0x0006));
 }
@@ -825,28 +810,28 @@ TEST_F(mmc, virt_mgmt_statuses)
 	uint16_t pfid;
 
 	ASSERT_NE(NULL, buf);
-	ASSERT_EQ(0, vnl_pf_cmd(self->pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
+	ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL));
 	pfid = le16(buf + 78);
 	free(buf);
 
 	/* 1Fh: no such secondary controller */
 	cdw[0] = 0x7ff << 16 | VNL_VM_OFFLINE;
 	EXPECT_EQ(ST_INVALID_CTRL_ID,
-		  ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw, NULL, 0, NULL)));
+		  ST(vnl_pf_cmd(self->rig.pffd, NVME_ADM_VIRT_MGMT, 0, cdw, NULL, 0, NULL)));
 	/* 20h Invalid Secondary Controller State: assign while online */
-	cdw[0] = (uint32_t)self->scid[0] << 16 | VNL_VM_RT_VQ << 8 | VNL_VM_ASSIGN;
+	cdw[0] = (uint32_t)self->rig.scid[0] << 16 | VNL_VM_RT_VQ << 8 | VNL_VM_ASSIGN;
 	cdw[1] = 2;
-	EXPECT_EQ(0x120, ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
+	EXPECT_EQ(0x120, ST(vnl_pf_cmd(self->rig.pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
 				       NULL, 0, NULL)));
 	/* 21h Invalid Number of Controller Resources: more than exist */
 	cdw[0] = (uint32_t)pfid << 16 | VNL_VM_RT_VQ << 8 | 0x1;	/* primary */
 	cdw[1] = 0xffff;
-	EXPECT_EQ(0x121, ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
+	EXPECT_EQ(0x121, ST(vnl_pf_cmd(self->rig.pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
 				       NULL, 0, NULL)));
 	/* 22h Invalid Resource Identifier: RT 2 */
-	cdw[0] = (uint32_t)self->scid[0] << 16 | 2 << 8 | VNL_VM_ASSIGN;
+	cdw[0] = (uint32_t)self->rig.scid[0] << 16 | 2 << 8 | VNL_VM_ASSIGN;
 	cdw[1] = 1;
-	EXPECT_EQ(0x122, ST(vnl_pf_cmd(self->pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
+	EXPECT_EQ(0x122, ST(vnl_pf_cmd(self->rig.pffd, NVME_ADM_VIRT_MGMT, 0, cdw,
 				       NULL, 0, NULL)));
 }
 

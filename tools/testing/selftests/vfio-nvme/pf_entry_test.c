@@ -51,37 +51,22 @@ static long vf_debugfs_num(const char *bdf, const char *name)
 }
 
 FIXTURE(pf) {
-	char bdf[8][32];
-	int nvf;
-	char pf[32];
-	int vfn[8];
-	int pffd;
+	struct vnl_rig rig;
 	struct vnl_dev dev;
 	struct vnl_ctrl ctrl;
 };
 
 FIXTURE_SETUP(pf)
 {
-	int i;
-
 	self->dev.device_fd = -1;
-	self->pffd = -1;
-	self->nvf = vnl_vfs_bound_to(DRIVER, self->bdf, 8);
-	ASSERT_GE(self->nvf, 2) TH_LOG("%d VFs bound to %s", self->nvf, DRIVER);
-	for (i = 0; i < self->nvf; i++)
-		ASSERT_EQ(0, vnl_pf_of_vf(self->bdf[i], self->pf,
-					  sizeof(self->pf), &self->vfn[i]))
-			TH_LOG("%s", vnl_err);
-	self->pffd = vnl_pf_open(self->pf);
-	ASSERT_LE(0, self->pffd) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_rig_open(&self->rig, DRIVER)) TH_LOG("%s", vnl_err);
 }
 
 FIXTURE_TEARDOWN(pf)
 {
 	if (self->dev.device_fd >= 0)
 		vnl_dev_close(&self->dev);
-	if (self->pffd >= 0)
-		close(self->pffd);
+	vnl_rig_close(&self->rig);
 }
 
 /*
@@ -95,15 +80,15 @@ TEST_F(pf, scid_matches_pf_list_and_vf)
 	uint16_t scid;
 	int i;
 
-	for (i = 0; i < self->nvf; i++) {
-		ASSERT_EQ(0, vf_debugfs(self->bdf[i], "scid", buf, sizeof(buf)));
-		ASSERT_EQ(0, vnl_pf_scid(self->pffd, self->vfn[i], &scid))
+	for (i = 0; i < self->rig.nvf; i++) {
+		ASSERT_EQ(0, vf_debugfs(self->rig.bdf[i], "scid", buf, sizeof(buf)));
+		ASSERT_EQ(0, vnl_pf_scid(self->rig.pffd, self->rig.vfn[i], &scid))
 			TH_LOG("%s", vnl_err);
 		EXPECT_EQ(scid, strtol(buf, NULL, 10))
 			TH_LOG("%s VFN %d: driver says %s, PF lists %u",
-			       self->bdf[i], self->vfn[i], buf, scid);
+			       self->rig.bdf[i], self->rig.vfn[i], buf, scid);
 
-		ASSERT_EQ(0, vnl_dev_open(&self->dev, self->bdf[i], VNL_IOMMUFD,
+		ASSERT_EQ(0, vnl_dev_open(&self->dev, self->rig.bdf[i], VNL_IOMMUFD,
 					  ARENA_IOVA, ARENA_SIZE))
 			TH_LOG("%s", vnl_err);
 		ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl, &self->dev, 16))
@@ -124,32 +109,32 @@ TEST_F(pf, pf_reset_seen_by_vf_driver)
 	uint16_t scid;
 	int i;
 
-	for (i = 0; i < self->nvf; i++) {
-		before[i][0] = vf_debugfs_num(self->bdf[i], "pf_resetting");
-		before[i][1] = vf_debugfs_num(self->bdf[i], "pf_live");
+	for (i = 0; i < self->rig.nvf; i++) {
+		before[i][0] = vf_debugfs_num(self->rig.bdf[i], "pf_resetting");
+		before[i][1] = vf_debugfs_num(self->rig.bdf[i], "pf_live");
 		ASSERT_LE(0, before[i][0]);
 		ASSERT_LE(0, before[i][1]);
 	}
-	ASSERT_EQ(0, vnl_pf_reset(self->pf)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_pf_reset(self->rig.pf)) TH_LOG("%s", vnl_err);
 
-	for (i = 0; i < self->nvf; i++) {
-		now[0] = vf_debugfs_num(self->bdf[i], "pf_resetting");
-		now[1] = vf_debugfs_num(self->bdf[i], "pf_live");
+	for (i = 0; i < self->rig.nvf; i++) {
+		now[0] = vf_debugfs_num(self->rig.bdf[i], "pf_resetting");
+		now[1] = vf_debugfs_num(self->rig.bdf[i], "pf_live");
 		EXPECT_GE(now[0], before[i][0] + 1)
-			TH_LOG("%s: RESETTING events %ld -> %ld", self->bdf[i],
+			TH_LOG("%s: RESETTING events %ld -> %ld", self->rig.bdf[i],
 			       before[i][0], now[0]);
 		EXPECT_GE(now[1], before[i][1] + 1)
-			TH_LOG("%s: LIVE events %ld -> %ld", self->bdf[i],
+			TH_LOG("%s: LIVE events %ld -> %ld", self->rig.bdf[i],
 			       before[i][1], now[1]);
 	}
 
 	/* the PF reset took the VFs offline: bring them back and use one */
-	for (i = 0; i < self->nvf; i++)
-		ASSERT_EQ(0, vnl_pf_vf_online(self->pffd, self->pf,
-					      self->vfn[i] - 1, VF_NVQ, VF_NVI,
+	for (i = 0; i < self->rig.nvf; i++)
+		ASSERT_EQ(0, vnl_pf_vf_online(self->rig.pffd, self->rig.pf,
+					      self->rig.vfn[i] - 1, VF_NVQ, VF_NVI,
 					      &scid))
 			TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_dev_open(&self->dev, self->bdf[0], VNL_IOMMUFD,
+	ASSERT_EQ(0, vnl_dev_open(&self->dev, self->rig.bdf[0], VNL_IOMMUFD,
 				  ARENA_IOVA, ARENA_SIZE))
 		TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl, &self->dev, 16))

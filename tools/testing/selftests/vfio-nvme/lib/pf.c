@@ -363,6 +363,64 @@ void vnl_fill_pattern(uint8_t *p, size_t len, uint32_t seed)
 	}
 }
 
+/**
+ * vnl_rig_open() - find the rig's VFs (at least two) and open their PF
+ * @r: filled; r->pffd is the PF's nvme character device
+ * @driver: the driver the VFs are bound to
+ *
+ * Return: 0, or negative errno with vnl_err set; @r is closed on error.
+ */
+int vnl_rig_open(struct vnl_rig *r, const char *driver)
+{
+	char pf[32];
+	int i, ret;
+
+	memset(r, 0, sizeof(*r));
+	r->pffd = -1;
+	r->nvf = vnl_vfs_bound_to(driver, r->bdf, VNL_RIG_MAX);
+	if (r->nvf < 2) {
+		errno = ENODEV;
+		return vnl_fail("%d VFs bound to %s", r->nvf, driver);
+	}
+	for (i = 0; i < r->nvf; i++) {
+		ret = vnl_pf_of_vf(r->bdf[i], pf, sizeof(pf), &r->vfn[i]);
+		if (ret)
+			goto err;
+		if (i && strcmp(pf, r->pf)) {
+			errno = EXDEV;
+			ret = vnl_fail("%s and %s have different PFs", r->bdf[0],
+				       r->bdf[i]);
+			goto err;
+		}
+		snprintf(r->pf, sizeof(r->pf), "%s", pf);
+	}
+	r->pffd = vnl_pf_open(r->pf);
+	if (r->pffd < 0) {
+		ret = r->pffd;
+		goto err;
+	}
+	for (i = 0; i < r->nvf; i++) {
+		ret = vnl_pf_scid(r->pffd, r->vfn[i], &r->scid[i]);
+		if (ret)
+			goto err;
+	}
+	return 0;
+err:
+	vnl_rig_close(r);
+	return ret < 0 ? ret : -EIO;
+}
+
+/**
+ * vnl_rig_close() - close what vnl_rig_open() opened
+ * @r: the rig
+ */
+void vnl_rig_close(struct vnl_rig *r)
+{
+	if (r->pffd >= 0)
+		close(r->pffd);
+	r->pffd = -1;
+}
+
 static int cmp_bdf(const void *a, const void *b)
 {
 	return strcmp(a, b);

@@ -171,6 +171,21 @@ int vnl_pf_admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11,
 		 void *data, uint32_t len, uint32_t *result);
 int vnl_pf_scid(int fd, int vfn, uint16_t *scid);
 int vnl_vfs_bound_to(const char *driver, char bdfs[][32], int max);
+
+#define VNL_RIG_MAX	8
+
+/* the VFs the rig bound to a driver, their PF and controller IDs */
+struct vnl_rig {
+	char bdf[VNL_RIG_MAX][32];
+	int nvf;
+	char pf[32];
+	int pffd;			/* the PF's /dev/nvmeN */
+	int vfn[VNL_RIG_MAX];		/* 1-based VF numbers */
+	uint16_t scid[VNL_RIG_MAX];	/* from the PF's CNS 15h */
+};
+
+int vnl_rig_open(struct vnl_rig *r, const char *driver);
+void vnl_rig_close(struct vnl_rig *r);
 int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len);
 int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 		     uint16_t *scid);
