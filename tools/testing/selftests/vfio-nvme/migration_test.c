@@ -155,6 +155,15 @@ static int load(struct vnl_dev *d, const uint8_t *buf, size_t len, size_t piece)
 	return ret ? ret : arc;
 }
 
+/* a failed arc left ERROR; VFIO_DEVICE_RESET brings RUNNING back */
+static void expect_error_then_reset(struct __test_metadata *_metadata,
+				    struct vnl_dev *d)
+{
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(d));
+	ASSERT_EQ(0, vnl_dev_reset(d)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+}
+
 TEST_F(mig, capabilities)
 {
 	uint64_t flags, size;
@@ -589,33 +598,25 @@ TEST_F(mig, device_faults_leave_error)
 	/* Suspend: RUNNING -> RUNNING_P2P */
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "suspend", 1, 0x6)) TH_LOG("%s", vnl_err);
 	EXPECT_NE(0, SET(0, S_RUNNING_P2P));
-	EXPECT_EQ(S_ERROR, vnl_mig_get_state(src));
-	ASSERT_EQ(0, vnl_dev_reset(src));
-	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(src));
+	expect_error_then_reset(_metadata, src);
 
 	/* Get Controller State: STOP -> STOP_COPY */
 	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x6));
 	EXPECT_NE(0, vnl_mig_set_state(src, S_STOP_COPY, &fd));
-	EXPECT_EQ(S_ERROR, vnl_mig_get_state(src));
-	ASSERT_EQ(0, vnl_dev_reset(src));
-	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(src));
+	expect_error_then_reset(_metadata, src);
 
 	/* Resume: RUNNING_P2P -> RUNNING */
 	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING_P2P, NULL));
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "resume", 1, 0x6));
 	EXPECT_NE(0, SET(0, S_RUNNING));
-	EXPECT_EQ(S_ERROR, vnl_mig_get_state(src));
-	ASSERT_EQ(0, vnl_dev_reset(src));
-	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(src));
+	expect_error_then_reset(_metadata, src);
 
 	/* Set Controller State: RESUMING -> STOP, with a good stream */
 	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "set-state", 1, 0x6));
 	EXPECT_NE(0, load(dst, good, len, 4096));
-	EXPECT_EQ(S_ERROR, vnl_mig_get_state(dst));
-	ASSERT_EQ(0, vnl_dev_reset(dst));
-	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(dst));
+	expect_error_then_reset(_metadata, dst);
 	/* and without the fault the same stream loads */
 	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
 	EXPECT_EQ(0, load(dst, good, len, 4096));

@@ -104,6 +104,31 @@ static size_t first_diff(const uint8_t *a, const uint8_t *b, size_t len)
 	return len;
 }
 
+/*
+ * VF1 enabled with one I/O queue pair, suspended, and its whole state (NVMe
+ * state v0 + vendor state) read: a real state to replay or corrupt.
+ */
+static int suspended_vf1_state(struct __test_metadata *_metadata,
+			       struct vnl_rig *rig, struct vnl_dev *dev,
+			       struct vnl_ctrl *c, bool *suspended,
+			       uint8_t **state, size_t *len)
+{
+	int ret;
+
+	ret = open_vf(_metadata, rig->bdf[0], dev, c, IOVA_A);
+	if (!ret)
+		ret = vnl_create_ioq(c, 1, 16, false, 0);
+	if (!ret)
+		ret = vnl_lm_suspend(rig->pffd, rig->scid[0], 1, false);
+	if (ret) {
+		TH_LOG("%s", vnl_err);
+		return ret;
+	}
+	*suspended = true;
+	return vnl_lm_get_state_all(rig->pffd, rig->scid[0], 1, 1, 4096, state,
+				    len, NULL);
+}
+
 static bool cq_pending(struct vnl_queue *q)
 {
 	return (__atomic_load_n(&q->cq[q->cq_head].status, __ATOMIC_ACQUIRE) & 1) ==
@@ -612,12 +637,8 @@ TEST_F(mmc, negative_statuses)
 		  ST(vnl_lm_set_state(self->rig.pffd, vf2, 1, 1, VNL_SEQ_FIRST, 2, buf, 64)));
 
 	/* a real state: VF1 with an I/O queue pair, suspended */
-	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
-	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
-	self->suspended[0] = true;
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, vf1, 1, 1, 4096, &state,
-					  &len, NULL));
+	ASSERT_EQ(0, suspended_vf1_state(_metadata, &self->rig, &self->dev[0],
+					 c, &self->suspended[0], &state, &len));
 	/* NVMe state onto a controller that has I/O queues: Invalid Field */
 	EXPECT_EQ(ST_INVALID_FIELD,
 		  ST(vnl_lm_set_state_all(self->rig.pffd, vf1, 1, 1, 4096, state, len)));
@@ -704,18 +725,14 @@ TEST_F(mmc, negative_statuses)
 TEST_F(mmc, fuzz_set_state)
 {
 	struct vnl_ctrl *c = &self->ctrl[0];
-	uint16_t vf1 = self->rig.scid[0], vf2 = self->rig.scid[1];
+	uint16_t vf2 = self->rig.scid[1];
 	uint8_t *state, *bad;
 	size_t len, blen;
 	unsigned int seed = 1;
 	int i, k, ret, accepted = 0;
 
-	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
-	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
-	self->suspended[0] = true;
-	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, vf1, 1, 1, 4096, &state,
-					  &len, NULL));
+	ASSERT_EQ(0, suspended_vf1_state(_metadata, &self->rig, &self->dev[0],
+					 c, &self->suspended[0], &state, &len));
 	bad = malloc(len + 256);
 	ASSERT_NE(NULL, bad);
 	/* open VF2 first: opening a VFIO device resets the function */
