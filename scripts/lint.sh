@@ -37,7 +37,7 @@ fi
 
 # Rebuild everything with W=1 and sparse on every file.
 make -C "$kdir" M="$ROOT" clean >/dev/null
-if ! make -C "$kdir" M="$ROOT" W=1 C=2 modules >>"$log" 2>&1 ||
+if ! make -C "$kdir" M="$ROOT" CONFIG_NVME_VFIO_PCI_KUNIT_TEST=m W=1 C=2 modules >>"$log" 2>&1 ||
 	grep -E "warning:|error:" "$log"; then
 	die "W=1/sparse build has warnings (full output in $log)"
 fi

@@ -284,6 +284,9 @@ QEMU_BUILD_BUG_ON(sizeof(NvmeLmCdqFeat) != 512);
 /* Largest number of granules tracked for one controller (32 MiB bitmap) */
 #define NVME_LM_TRACK_MAX_BITS      (1ULL << 28)
 
+/* NIOSQ of the NVMe controller state, after the 48-byte header */
+#define NVME_LM_NIOSQ_OFFSET        (48 + 2)
+
 /* Most descriptors returned by one Track Receive */
 #define NVME_LM_TRACK_MAX_REPORT    (1U << 16)
 
@@ -295,6 +298,8 @@ typedef enum NvmeLmFault {
     NVME_LM_FAULT_SET_STATE,
     NVME_LM_FAULT_TRACK_SEND,
     NVME_LM_FAULT_TRACK_RECV,
+    NVME_LM_FAULT_IDENTIFY_CSF,
+    NVME_LM_FAULT_CORRUPT_STATE,
     NVME_LM_FAULT__MAX,
 } NvmeLmFault;
 
@@ -306,6 +311,8 @@ static const char *const nvme_lm_fault_names[NVME_LM_FAULT__MAX] = {
     [NVME_LM_FAULT_SET_STATE]   = "set-state",
     [NVME_LM_FAULT_TRACK_SEND]  = "track-send",
     [NVME_LM_FAULT_TRACK_RECV]  = "track-recv",
+    [NVME_LM_FAULT_IDENTIFY_CSF] = "identify-csf",
+    [NVME_LM_FAULT_CORRUPT_STATE] = "corrupt-state",
 };
 
 typedef enum NvmeLmSusp {
@@ -1842,6 +1849,16 @@ static uint16_t nvme_lm_get_state(NvmeCtrl *n, NvmeRequest *req)
         return NVME_INVALID_FIELD | NVME_DNR;
     }
 
+    /*
+     * Fault injection of a malformed state: a command that returns the
+     * NIOSQ field of the NVMe state gets it off by one (and succeeds).
+     */
+    if (csvi && off <= NVME_LM_NIOSQ_OFFSET &&
+        off + MIN(len, total - off) > NVME_LM_NIOSQ_OFFSET &&
+        nvme_lm_fault_hit(n->lm, NVME_LM_FAULT_CORRUPT_STATE)) {
+        buf[NVME_LM_NIOSQ_OFFSET]++;
+    }
+
     status = nvme_lm_c2h(n, req, buf + off, MIN(len, total - off));
     if (status) {
         return status;
@@ -3094,6 +3111,10 @@ uint16_t nvme_lm_identify_csf(NvmeCtrl *n, NvmeRequest *req)
         return NVME_INVALID_FIELD | NVME_DNR;
     }
 
+    if (nvme_lm_fault_hit(n->lm, NVME_LM_FAULT_IDENTIFY_CSF)) {
+        return n->lm->fault_status;
+    }
+
     id[0] = 1;                  /* NV: one NVMe controller state version */
     id[1] = 1;                  /* NUUID: one vendor specific state UUID */
     stw_le_p(&id[2], NVME_LM_NVMECS_VERSION);
@@ -3200,7 +3221,8 @@ static void nvme_lm_prop_set_fault_cmd(Object *obj, const char *value,
     }
 
     error_setg(errp, "lm-fault-cmd must be one of none, suspend, resume, "
-               "get-state, set-state, track-send, track-recv");
+               "get-state, set-state, track-send, track-recv, identify-csf, "
+               "corrupt-state");
 }
 
 static void nvme_lm_prop_get_uint(Object *obj, Visitor *v, const char *name,
@@ -3258,7 +3280,8 @@ void nvme_lm_instance_init(Object *obj)
                                  nvme_lm_prop_set_fault_cmd);
     object_property_set_description(obj, op->name,
         "fault injection: kind of command to fail (none, suspend, resume, "
-        "get-state, set-state, track-send, track-recv)");
+        "get-state, set-state, track-send, track-recv, identify-csf, "
+        "corrupt-state)");
 
     for (size_t i = 0; i < ARRAY_SIZE(nvme_lm_uint_props); i++) {
         const NvmeLmUintProp *p = &nvme_lm_uint_props[i];

@@ -16,6 +16,7 @@
 #include <linux/string.h>
 #include <linux/unaligned.h>
 #include <linux/uuid.h>
+#include <kunit/visibility.h>
 
 #include "nvme-vfio-pci.h"
 
@@ -41,6 +42,7 @@ void nvmevf_cmd_suspend(struct nvme_command *c, u16 cntlid,
 				      FIELD_PREP(NVME_LM_SUSPEND_STYPE_MASK, stype) |
 				      cntlid);
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_suspend);
 
 /**
  * nvmevf_cmd_resume() - Migration Send, Resume
@@ -53,6 +55,7 @@ void nvmevf_cmd_resume(struct nvme_command *c, u16 cntlid)
 	c->common.cdw10 = cpu_to_le32(NVME_LM_SEND_SEL_RESUME);
 	c->common.cdw11 = cpu_to_le32(cntlid);
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_resume);
 
 /**
  * nvmevf_cmd_set_state() - Migration Send, Set Controller State (one chunk)
@@ -78,6 +81,7 @@ void nvmevf_cmd_set_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 	c->common.cdw13 = cpu_to_le32(upper_32_bits(offset));
 	c->common.cdw15 = cpu_to_le32(numd);
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_set_state);
 
 /**
  * nvmevf_cmd_get_state() - Migration Receive, Get Controller State (one chunk)
@@ -102,6 +106,7 @@ void nvmevf_cmd_get_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 	c->common.cdw13 = cpu_to_le32(upper_32_bits(offset));
 	c->common.cdw15 = cpu_to_le32(ndw - 1);
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_get_state);
 
 /**
  * nvmevf_cmd_identify() - Identify of a PF controller data structure
@@ -116,6 +121,7 @@ void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid)
 	c->identify.cns = cns;
 	c->identify.ctrlid = cpu_to_le16(cntid);
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_identify);
 
 /**
  * nvmevf_cmd_identify_ns() - Identify of a namespace data structure of the PF
@@ -133,81 +139,7 @@ void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
 	nvmevf_cmd_identify(c, cns, cntid);
 	c->identify.nsid = cpu_to_le32(nsid);
 }
-
-/**
- * nvmevf_cmd_track_mem() - Track Send, Track Memory Changes
- * @c: command to fill
- * @cntlid: controller whose host memory writes are tracked
- * @start: true to start tracking (the data is a struct nvme_lm_track_mem),
- *	false to stop (no data)
- */
-void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start)
-{
-	nvmevf_cmd_init(c, nvme_admin_lm_track_send);
-	c->common.cdw10 = cpu_to_le32(NVME_LM_TRACK_SEL_MEMORY_CHANGES |
-				      (start ? NVME_LM_TRACK_TACT : 0) <<
-				      NVME_LM_MOS_SHIFT);
-	c->common.cdw11 = cpu_to_le32(cntlid);
-}
-
-/**
- * nvmevf_track_mem_build() - fill a Track Memory Changes data structure
- * @buf: output buffer
- * @len: its size
- * @rmrtg: granularity code (2^n * 4 KiB)
- * @ranges: ranges to track, byte addresses and lengths
- * @n: number of ranges
- *
- * Every range must be aligned to the granularity and its length in granules
- * must fit the 32-bit LEN field.
- *
- * Return: bytes used in @buf, or -EINVAL / -ENOSPC.
- */
-ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
-			       const struct nvmevf_range *ranges, u32 n)
-{
-	struct nvme_lm_track_mem *t = buf;
-	u64 gran;
-	size_t need;
-	u32 i;
-
-	if (rmrtg > 51 || !n)
-		return -EINVAL;
-	gran = 4096ULL << rmrtg;
-	need = struct_size(t, desc, n);
-	if (need > len)
-		return -ENOSPC;
-	memset(buf, 0, need);
-	t->ver = 0;
-	t->rmrtg = rmrtg;
-	t->rnmrtd = cpu_to_le32(n);
-	for (i = 0; i < n; i++) {
-		u64 granules;
-
-		if (!ranges[i].len || (ranges[i].start | ranges[i].len) & (gran - 1))
-			return -EINVAL;
-		granules = ranges[i].len >> (12 + rmrtg);
-		if (granules > U32_MAX)
-			return -EINVAL;
-		t->desc[i].saddr = cpu_to_le64(ranges[i].start);
-		t->desc[i].len = cpu_to_le32(granules);
-	}
-	return need;
-}
-
-/**
- * nvmevf_cmd_track_recv() - Track Receive, Tracked Memory Changes
- * @c: command to fill
- * @cntlid: controller whose changes are read (and cleared)
- * @ndw: number of dwords to return, at least 4 (encoded 0's based)
- */
-void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw)
-{
-	nvmevf_cmd_init(c, nvme_admin_lm_track_recv);
-	c->common.cdw10 = cpu_to_le32(NVME_LM_TRACK_RECV_SEL_MEMORY);
-	c->common.cdw11 = cpu_to_le32(cntlid);
-	c->common.cdw12 = cpu_to_le32(ndw - 1);
-}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_identify_ns);
 
 /**
  * nvmevf_chunk_len() - length of the next chunk of a chunked transfer
@@ -227,6 +159,7 @@ u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer)
 		return 0;
 	return min_t(u64, total - done, max);
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_chunk_len);
 
 /**
  * nvmevf_sec_ctrl_find() - find a VF's entry in a CNS 15h list
@@ -265,32 +198,7 @@ nvmevf_sec_ctrl_find(const void *buf, size_t len, u16 vfn, u16 *last)
 	}
 	return NULL;
 }
-
-/**
- * nvmevf_sec_ctrl_find_scid() - find a VF's controller in a CNS 15h list
- * @buf: Secondary Controller List as returned by the PF
- * @len: number of valid bytes in @buf
- * @vfn: SR-IOV VF number, 1-based (pci_iov_vf_id() + 1)
- * @scid: returns the Secondary Controller Identifier of that VF
- * @last: returns the highest SCID listed, to continue the list from; may
- *	be NULL
- *
- * Return: 0 on success, -EINVAL for a VFN of 0 or a buffer shorter than the
- * list header, -ENOENT if no entry of the list names @vfn.
- */
-int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid,
-			      u16 *last)
-{
-	const struct nvme_lm_sec_ctrl_entry *e;
-
-	if (!vfn || len < offsetof(struct nvme_lm_sec_ctrl_list, entries))
-		return -EINVAL;
-	e = nvmevf_sec_ctrl_find(buf, len, vfn, last);
-	if (!e)
-		return -ENOENT;
-	*scid = le16_to_cpu(e->scid);
-	return 0;
-}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_sec_ctrl_find);
 
 /**
  * nvmevf_parse_csf() - choose state formats from Identify CNS 20h
@@ -338,6 +246,7 @@ int nvmevf_parse_csf(const void *buf, size_t len, u16 version,
 	}
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_parse_csf);
 
 /**
  * nvmevf_csf_uuid() - a vendor specific state format of Identify CNS 20h
@@ -364,6 +273,7 @@ int nvmevf_csf_uuid(const void *buf, size_t len, unsigned int index,
 	import_uuid(uuid, p + off);
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_csf_uuid);
 
 /**
  * nvmevf_nsid_list_parse() - check a Namespace ID list (Identify CNS 10h)
@@ -391,6 +301,7 @@ int nvmevf_nsid_list_parse(const void *buf, size_t len, u32 start)
 	}
 	return i;
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_nsid_list_parse);
 
 /**
  * nvmevf_ctrl_list_has() - is a controller in a Controller List (CNS 12h)
@@ -412,6 +323,7 @@ bool nvmevf_ctrl_list_has(const void *buf, size_t len, u16 cntlid)
 			return true;
 	return false;
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_ctrl_list_has);
 
 /**
  * nvmevf_id_ns_parse() - the identity of a namespace, from Identify Namespace
@@ -449,16 +361,23 @@ int nvmevf_id_ns_parse(const void *buf, size_t len, u32 nsid,
 	memcpy(ns->eui64, id->eui64, sizeof(ns->eui64));
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_id_ns_parse);
 
 /**
  * nvmevf_status_to_errno() - the one NVMe status to errno mapping
  * @status: return value of nvme_pci_vf_admin_cmd(): 0, a negative errno,
  *	or a positive NVMe status (CRD/More/DNR bits are ignored)
  *
+ * A command the PF cancelled (nvme-pci's -EINTR: a timeout or a reset of
+ * the PF) is -ECANCELED: no -EINTR or -EAGAIN reaches userspace without a
+ * signal.
+ *
  * Return: 0 or a negative errno.
  */
 int nvmevf_status_to_errno(int status)
 {
+	if (status == -EINTR)
+		return -ECANCELED;
 	if (status <= 0)
 		return status;
 
@@ -473,7 +392,7 @@ int nvmevf_status_to_errno(int status)
 	case NVME_SC_CMD_SEQ_ERROR:
 		return -EPROTO;
 	case NVME_SC_CMD_INTERRUPTED:
-		return -EAGAIN;
+		return -EBUSY;
 	case NVME_SC_LM_INVALID_CTRL_ID:
 		return -ENXIO;
 	case NVME_SC_LM_NOT_ENOUGH_RES:
@@ -484,11 +403,63 @@ int nvmevf_status_to_errno(int status)
 		return -EBUSY;
 	case NVME_SC_ABORT_REQ:
 	case NVME_SC_HOST_ABORTED_CMD:
-		return -EINTR;
+		return -ECANCELED;
 	default:
 		return -EIO;
 	}
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_status_to_errno);
+
+/**
+ * nvmevf_status_sent() - did a command reach the controller
+ * @status: return value of nvme_pci_vf_admin_cmd()
+ *
+ * Return: true if the PF completed the command (with any NVMe status) or
+ * cancelled it once submitted (-EINTR: timeout, PF reset); false for the
+ * export's refusals, which happen before anything is sent.
+ */
+bool nvmevf_status_sent(int status)
+{
+	return status > 0 || status == -EINTR;
+}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_status_sent);
+
+/**
+ * nvmevf_ns_desc_uuid() - the UUID of a Namespace Identification
+ *	Descriptor list (Identify CNS 03h)
+ * @buf: the list: descriptors of NIDT, NIDL, 2 reserved bytes and NIDL
+ *	bytes of identifier, ended by NIDT 0
+ * @len: valid bytes in @buf
+ * @uuid: returns the type 3h identifier; untouched if there is none
+ *
+ * Return: 0, -ENOENT if the list has no UUID, -EIO for a descriptor that
+ * runs past @len or a UUID descriptor whose NIDL is not 16.
+ */
+int nvmevf_ns_desc_uuid(const void *buf, size_t len, u8 *uuid)
+{
+	const u8 *p = buf;
+	size_t off = 0;
+
+	len = min_t(size_t, len, NVME_IDENTIFY_DATA_SIZE);
+	while (off + sizeof(struct nvme_ns_id_desc) <= len) {
+		const struct nvme_ns_id_desc *d = (const void *)(p + off);
+		size_t next = off + sizeof(*d) + d->nidl;
+
+		if (!d->nidt)
+			break;
+		if (next > len)
+			return -EIO;
+		if (d->nidt == NVME_NIDT_UUID) {
+			if (d->nidl != NVME_NIDT_UUID_LEN)
+				return -EIO;
+			memcpy(uuid, d + 1, NVME_NIDT_UUID_LEN);
+			return 0;
+		}
+		off = next;
+	}
+	return -ENOENT;
+}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_ns_desc_uuid);
 
 /**
  * nvmevf_submit() - send one command to the VF's PF

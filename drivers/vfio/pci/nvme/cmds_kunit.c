@@ -145,80 +145,6 @@ static void identify_ns_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x11);
 }
 
-static void track_send_test(struct kunit *test)
-{
-	struct nvme_command c;
-
-	memset(&c, 0xff, sizeof(c));
-	nvmevf_cmd_track_mem(&c, 9, true);
-	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x3d);
-	expect_no_data_ptr(test, &c);
-	/* SEL 1 Track Memory Changes, TACT = MOS bit 0 = CDW10 bit 16 */
-	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00010001);
-	KUNIT_EXPECT_EQ(test, DW(&c, 11), 9);
-	nvmevf_cmd_track_mem(&c, 9, false);
-	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00000001);
-}
-
-static void track_mem_build_test(struct kunit *test)
-{
-	struct nvmevf_range r[2] = {
-		{ .start = 0x100000, .len = 0x200000 },
-		{ .start = 0x7fff00000ULL, .len = 0x100000 },
-	};
-	u8 buf[8 + 2 * 12 + 4];
-	struct nvme_lm_track_mem *t = (void *)buf;
-
-	memset(buf, 0xee, sizeof(buf));
-	/* 1 MiB granules: code 8 */
-	KUNIT_ASSERT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 8, r, 2),
-			(ssize_t)(8 + 2 * 12));
-	KUNIT_EXPECT_EQ(test, buf[0], 0);			/* VER */
-	KUNIT_EXPECT_EQ(test, buf[1], 0);
-	KUNIT_EXPECT_EQ(test, buf[2], 0);
-	KUNIT_EXPECT_EQ(test, buf[3], 8);			/* RMRTG */
-	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->rnmrtd), 2);	/* a count */
-	KUNIT_EXPECT_EQ(test, le64_to_cpu(t->desc[0].saddr), 0x100000);
-	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[0].len), 2);	/* granules */
-	KUNIT_EXPECT_EQ(test, le64_to_cpu(t->desc[1].saddr), 0x7fff00000ULL);
-	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[1].len), 1);
-	KUNIT_EXPECT_EQ(test, buf[8 + 24], 0xee);		/* untouched */
-
-	/* 4 KiB granules */
-	KUNIT_ASSERT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
-			(ssize_t)(8 + 12));
-	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[0].len), 0x200);
-
-	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, 8 + 12, 8, r, 2),
-			(ssize_t)-ENOSPC);
-	r[0].start = 0x101000;	/* not 1 MiB aligned */
-	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 8, r, 2),
-			(ssize_t)-EINVAL);
-	r[0].start = 0;
-	r[0].len = 0;
-	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
-			(ssize_t)-EINVAL);
-	/* 2^32 granules do not fit LEN */
-	r[0].len = 1ULL << 44;
-	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
-			(ssize_t)-EINVAL);
-	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 0),
-			(ssize_t)-EINVAL);
-}
-
-static void track_recv_test(struct kunit *test)
-{
-	struct nvme_command c;
-
-	memset(&c, 0xff, sizeof(c));
-	nvmevf_cmd_track_recv(&c, 3, 1024);
-	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x3e);
-	expect_no_data_ptr(test, &c);
-	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0);			/* SEL 0 */
-	KUNIT_EXPECT_EQ(test, DW(&c, 11), 3);
-	KUNIT_EXPECT_EQ(test, DW(&c, 12), 1023);		/* NUMDL 0's based */
-}
-
 static void chunk_len_test(struct kunit *test)
 {
 	u64 total = 10000, done = 0;
@@ -263,34 +189,36 @@ static void sec_list_add(struct nvme_lm_sec_ctrl_list *l, u16 scid, u16 vfn)
 	e->vfn = cpu_to_le16(vfn);
 }
 
+/* the SCID of @vfn's entry, or -ENOENT */
+static int t_scid(const void *l, size_t len, u16 vfn, u16 *last)
+{
+	const struct nvme_lm_sec_ctrl_entry *e;
+
+	e = nvmevf_sec_ctrl_find(l, len, vfn, last);
+	return e ? le16_to_cpu(e->scid) : -ENOENT;
+}
+
 static void sec_ctrl_find_scid_test(struct kunit *test)
 {
 	struct nvme_lm_sec_ctrl_list *l = sec_list_alloc(test);
-	u16 scid = 0, last = 0;
+	u16 last = 0;
 
 	/* SCIDs are not VFNs: make them differ */
 	sec_list_add(l, 0x11, 1);
 	sec_list_add(l, 0x2a, 3);
 	sec_list_add(l, 0x12, 2);
 
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 2, &scid,
-							&last), 0);
-	KUNIT_EXPECT_EQ(test, scid, 0x12);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 3, &scid,
-							NULL), 0);
-	KUNIT_EXPECT_EQ(test, scid, 0x2a);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 4, &scid,
-							&last), -ENOENT);
+	KUNIT_EXPECT_EQ(test, t_scid(l, sizeof(*l), 2, &last), 0x12);
+	KUNIT_EXPECT_EQ(test, t_scid(l, sizeof(*l), 3, NULL), 0x2a);
+	KUNIT_EXPECT_EQ(test, t_scid(l, sizeof(*l), 4, &last), -ENOENT);
 	KUNIT_EXPECT_EQ(test, last, 0x2a);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 0, &scid,
-							NULL), -EINVAL);
+	KUNIT_EXPECT_EQ(test, t_scid(l, sizeof(*l), 0, NULL), -ENOENT);
 }
 
 static void sec_ctrl_find_scid_truncated_test(struct kunit *test)
 {
 	struct nvme_lm_sec_ctrl_list *l = sec_list_alloc(test);
 	size_t hdr = offsetof(struct nvme_lm_sec_ctrl_list, entries);
-	u16 scid = 0;
 
 	sec_list_add(l, 5, 1);
 	sec_list_add(l, 6, 2);
@@ -298,19 +226,12 @@ static void sec_ctrl_find_scid_truncated_test(struct kunit *test)
 	l->numid = 255;
 
 	/* only the first entry is inside the buffer */
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 32, 1, &scid,
-							NULL), 0);
-	KUNIT_EXPECT_EQ(test, scid, 5);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 63, 2, &scid,
-							NULL), -ENOENT);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr + 64, 2, &scid,
-							NULL), 0);
-	KUNIT_EXPECT_EQ(test, scid, 6);
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, hdr - 1, 1, &scid,
-							NULL), -EINVAL);
+	KUNIT_EXPECT_EQ(test, t_scid(l, hdr + 32, 1, NULL), 5);
+	KUNIT_EXPECT_EQ(test, t_scid(l, hdr + 63, 2, NULL), -ENOENT);
+	KUNIT_EXPECT_EQ(test, t_scid(l, hdr + 64, 2, NULL), 6);
+	KUNIT_EXPECT_EQ(test, t_scid(l, hdr - 1, 1, NULL), -ENOENT);
 	/* a full-size buffer with NUMID 255 stops at 127 entries */
-	KUNIT_EXPECT_EQ(test, nvmevf_sec_ctrl_find_scid(l, sizeof(*l), 0xffff,
-							&scid, NULL), -ENOENT);
+	KUNIT_EXPECT_EQ(test, t_scid(l, sizeof(*l), 0xffff, NULL), -ENOENT);
 }
 
 static const uuid_t csf_uuid_a = UUID_INIT(0x01234567, 0x89ab, 0xcdef, 0x01,
@@ -493,15 +414,15 @@ static const struct {
 	{ NVME_SC_PRP_INVALID_OFFSET, -EINVAL },
 	{ NVME_SC_CMD_SEQ_ERROR, -EPROTO },
 	{ NVME_SC_CMD_SEQ_ERROR | NVME_STATUS_MORE | NVME_STATUS_CRD, -EPROTO },
-	{ NVME_SC_CMD_INTERRUPTED, -EAGAIN },
+	{ NVME_SC_CMD_INTERRUPTED, -EBUSY },
 	{ NVME_SC_LM_INVALID_CTRL_ID, -ENXIO },
 	{ NVME_SC_LM_INVALID_CDQ, -EINVAL },
 	{ NVME_SC_LM_NOT_ENOUGH_RES, -ENOSPC },
 	{ NVME_SC_LM_CDQ_FULL, -ENOSPC },
 	{ NVME_SC_LM_CTRL_SUSPENDED, -EBUSY },
 	{ NVME_SC_LM_CTRL_NOT_SUSPENDED, -EBUSY },
-	{ NVME_SC_ABORT_REQ, -EINTR },
-	{ NVME_SC_HOST_ABORTED_CMD, -EINTR },
+	{ NVME_SC_ABORT_REQ, -ECANCELED },
+	{ NVME_SC_HOST_ABORTED_CMD, -ECANCELED },
 	{ NVME_SC_INTERNAL, -EIO },
 	{ NVME_SC_DATA_XFER_ERROR, -EIO },
 	/* SC 1Fh with generic SCT is not Invalid Controller Identifier */
@@ -520,6 +441,60 @@ static void status_to_errno_test(struct kunit *test)
 				    status_table[i].status);
 }
 
+/* CNS 03h: the UUID descriptor, wherever it is; malformed lists refused */
+static void ns_desc_uuid_test(struct kunit *test)
+{
+	u8 *buf = kunit_kzalloc(test, NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	u8 uuid[16] = {};
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+	/* EUI64 (type 1, 8 bytes), NGUID (type 2, 16 bytes), UUID (type 3) */
+	buf[0] = 1;
+	buf[1] = 8;
+	buf[12] = 2;
+	buf[13] = 16;
+	buf[32] = 3;
+	buf[33] = 16;
+	for (i = 0; i < 16; i++)
+		buf[36 + i] = 0xa0 + i;
+	KUNIT_EXPECT_EQ(test, nvmevf_ns_desc_uuid(buf, NVME_IDENTIFY_DATA_SIZE,
+						  uuid), 0);
+	KUNIT_EXPECT_EQ(test, uuid[0], 0xa0);
+	KUNIT_EXPECT_EQ(test, uuid[15], 0xaf);
+	/* cut short: the descriptor runs past the data */
+	KUNIT_EXPECT_EQ(test, nvmevf_ns_desc_uuid(buf, 40, uuid), -EIO);
+	/* a UUID descriptor of another length */
+	buf[33] = 8;
+	KUNIT_EXPECT_EQ(test, nvmevf_ns_desc_uuid(buf, NVME_IDENTIFY_DATA_SIZE,
+						  uuid), -EIO);
+	/* no UUID: the list ends at NIDT 0 */
+	buf[32] = 0;
+	KUNIT_EXPECT_EQ(test, nvmevf_ns_desc_uuid(buf, NVME_IDENTIFY_DATA_SIZE,
+						  uuid), -ENOENT);
+	/* a list that fills the whole page without a terminator */
+	memset(buf, 0, NVME_IDENTIFY_DATA_SIZE);
+	for (i = 0; i + 4 + 252 <= NVME_IDENTIFY_DATA_SIZE; i += 256) {
+		buf[i] = 4;
+		buf[i + 1] = 252;
+	}
+	KUNIT_EXPECT_EQ(test, nvmevf_ns_desc_uuid(buf, NVME_IDENTIFY_DATA_SIZE,
+						  uuid), -ENOENT);
+}
+
+/* only what the PF completed or cancelled reached the controller */
+static void status_sent_test(struct kunit *test)
+{
+	KUNIT_EXPECT_TRUE(test, nvmevf_status_sent(0x4002));
+	KUNIT_EXPECT_TRUE(test, nvmevf_status_sent(-EINTR));
+	KUNIT_EXPECT_FALSE(test, nvmevf_status_sent(0));
+	KUNIT_EXPECT_FALSE(test, nvmevf_status_sent(-EBUSY));
+	KUNIT_EXPECT_FALSE(test, nvmevf_status_sent(-ENODEV));
+	KUNIT_EXPECT_FALSE(test, nvmevf_status_sent(-EPERM));
+	/* a cancelled command is not reported as an interrupted call */
+	KUNIT_EXPECT_EQ(test, nvmevf_status_to_errno(-EINTR), -ECANCELED);
+}
+
 static struct kunit_case nvmevf_cmds_test_cases[] = {
 	KUNIT_CASE(suspend_test),
 	KUNIT_CASE(resume_test),
@@ -527,9 +502,6 @@ static struct kunit_case nvmevf_cmds_test_cases[] = {
 	KUNIT_CASE(get_state_test),
 	KUNIT_CASE(identify_test),
 	KUNIT_CASE(identify_ns_test),
-	KUNIT_CASE(track_send_test),
-	KUNIT_CASE(track_mem_build_test),
-	KUNIT_CASE(track_recv_test),
 	KUNIT_CASE(chunk_len_test),
 	KUNIT_CASE(sec_ctrl_find_scid_test),
 	KUNIT_CASE(sec_ctrl_find_scid_truncated_test),
@@ -539,6 +511,8 @@ static struct kunit_case nvmevf_cmds_test_cases[] = {
 	KUNIT_CASE(ns_lists_test),
 	KUNIT_CASE(id_ns_parse_test),
 	KUNIT_CASE(status_to_errno_test),
+	KUNIT_CASE(ns_desc_uuid_test),
+	KUNIT_CASE(status_sent_test),
 	{}
 };
 

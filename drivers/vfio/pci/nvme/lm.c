@@ -3,19 +3,19 @@
  * nvme-vfio-pci: VFIO live migration (uAPI v2) of an NVMe VF through its PF,
  * the TP4159 Migration Management Controller.
  *
- * The migration FSM, the save and resume files and the migration stream.
- * Documentation/migration.rst has the design (arcs, locking, lifetime) and
- * Documentation/stream.rst the stream format.
+ * The migration FSM and the save and resume files; the stream itself is in
+ * stream.c.  Documentation/migration.rst has the design (arcs, error
+ * policy, locking, lifetime) and Documentation/stream.rst the stream format.
  *
  * Locking, in order:
- *   state_mutex (device) -> migf->lock
- *   migf->io_lock -> (user copies) ; migf->io_lock -> migf->lock
- * state_mutex serialises the FSM, MIG_DATA_SIZE and every PF command.
- * migf->lock guards a file's state and bookkeeping and is never held across
- * a user copy; migf->io_lock serialises a file's read()/write() callers
- * across their user copies and is never taken under state_mutex.  Buffers
- * that a reader or writer may copy from or into without migf->lock are only
- * freed when the file is released.
+ *   migf->io_lock -> state_mutex -> migf->lock
+ *   migf->io_lock -> (user copies)
+ * state_mutex serialises the FSM, MIG_DATA_SIZE and every PF command; it is
+ * never held across a user copy.  migf->lock guards a file's state and
+ * bookkeeping and is never held across a user copy either.  migf->io_lock
+ * serialises a file's read()/write() callers across their user copies; a
+ * write() that completes the stream takes state_mutex under it to commit
+ * the state to the device.  Nothing takes io_lock under state_mutex.
  */
 #include <linux/anon_inodes.h>
 #include <linux/bitfield.h>
@@ -23,8 +23,11 @@
 #include <linux/debugfs.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/iopoll.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/nvme.h>
 #include <linux/overflow.h>
 #include <linux/pci.h>
@@ -39,461 +42,10 @@
 
 #include "nvme-vfio-pci.h"
 
-/* ---- Stream encoding and validation (no device access) ---- */
-
-/**
- * nvmevf_stream_hdr_fill() - fill a stream header
- * @h: the header
- */
-void nvmevf_stream_hdr_fill(struct nvmevf_stream_hdr *h)
-{
-	memcpy(h->magic, NVMEVF_STREAM_MAGIC, sizeof(h->magic));
-	h->version = cpu_to_le32(NVMEVF_STREAM_VERSION);
-	h->reserved = 0;
-}
-
-/**
- * nvmevf_rec_hdr_fill() - fill a record header
- * @h: the header
- * @tag: enum nvmevf_rec_tag
- * @flags: NVMEVF_REC_F_*
- * @size: payload bytes that follow the header
- */
-void nvmevf_rec_hdr_fill(struct nvmevf_rec_hdr *h, u32 tag, u32 flags,
-			 u64 size)
-{
-	h->tag = cpu_to_le32(tag);
-	h->flags = cpu_to_le32(flags);
-	h->size = cpu_to_le64(size);
-}
-
-/**
- * nvmevf_compat_size() - payload size of a compat record
- * @nns: number of namespaces
- *
- * Return: bytes.
- */
-size_t nvmevf_compat_size(unsigned int nns)
-{
-	return struct_size_t(struct nvmevf_compat, ns, nns);
-}
-
-/**
- * nvmevf_compat_fill() - encode a compat record payload
- * @c: output, nvmevf_compat_size(@info->nns) bytes
- * @info: the source VF
- */
-void nvmevf_compat_fill(struct nvmevf_compat *c,
-			const struct nvmevf_dev_info *info)
-{
-	c->vendor = cpu_to_le16(info->vendor);
-	c->device = cpu_to_le16(info->device);
-	c->max_transfer = cpu_to_le32(info->max_transfer);
-	c->nvq = cpu_to_le16(info->nvq);
-	c->nvi = cpu_to_le16(info->nvi);
-	c->state_version = cpu_to_le16(info->state_version);
-	c->nns = cpu_to_le16(info->nns);
-	export_uuid(c->vs_uuid, &info->vs_uuid);
-	memcpy(c->ns, info->ns, info->nns * sizeof(info->ns[0]));
-}
-
-static bool nvmevf_ns_equal(const struct nvmevf_compat_ns *a,
-			    const struct nvmevf_compat_ns *b)
-{
-	return a->nsid == b->nsid && a->lbads == b->lbads &&
-	       a->flags == b->flags && a->ms == b->ms && a->nsze == b->nsze &&
-	       !memcmp(a->nguid, b->nguid, sizeof(a->nguid)) &&
-	       !memcmp(a->eui64, b->eui64, sizeof(a->eui64));
-}
-
-/**
- * nvmevf_compat_check() - check a compat record against the destination
- * @buf: the compat record's payload
- * @len: its size
- * @dst: the destination VF
- * @csvi: returns the destination's index of the stream's NVMe state version
- * @csuuidi: returns the destination's index of the stream's vendor format
- *
- * Return: 0, or -EINVAL (malformed: size not matching the namespace count,
- * NSIDs 0 or not ascending), -E2BIG (more than NVMEVF_MAX_NS namespaces),
- * -EXDEV (other PCI vendor/device ID), -ENOEXEC (state version not
- * NVMEVF_NVME_STATE_VERSION, or version or vendor format not offered by the
- * destination's PF), -ENOSPC (more VQ or VI resources than the
- * destination's) or -EREMOTEIO (namespaces differ).
- */
-int nvmevf_compat_check(const void *buf, size_t len,
-			const struct nvmevf_dev_info *dst, u8 *csvi,
-			u8 *csuuidi)
-{
-	const struct nvmevf_compat *c = buf;
-	unsigned int nns, i;
-	uuid_t uuid;
-	u32 prev = 0;
-
-	if (len < sizeof(*c))
-		return -EINVAL;
-	nns = le16_to_cpu(c->nns);
-	if (nns > NVMEVF_MAX_NS)
-		return -E2BIG;
-	if (len != nvmevf_compat_size(nns))
-		return -EINVAL;
-	for (i = 0; i < nns; i++) {
-		u32 nsid = le32_to_cpu(c->ns[i].nsid);
-
-		if (nsid <= prev)
-			return -EINVAL;
-		prev = nsid;
-	}
-
-	if (le16_to_cpu(c->vendor) != dst->vendor ||
-	    le16_to_cpu(c->device) != dst->device)
-		return -EXDEV;
-
-	if (le16_to_cpu(c->state_version) != NVMEVF_NVME_STATE_VERSION)
-		return -ENOEXEC;
-	import_uuid(&uuid, c->vs_uuid);
-	if (nvmevf_parse_csf(dst->csf, sizeof(dst->csf),
-			     le16_to_cpu(c->state_version), &uuid, csvi,
-			     csuuidi) || !*csvi || !*csuuidi)
-		return -ENOEXEC;
-
-	if (le16_to_cpu(c->nvq) > dst->nvq || le16_to_cpu(c->nvi) > dst->nvi)
-		return -ENOSPC;
-
-	if (nns != dst->nns)
-		return -EREMOTEIO;
-	for (i = 0; i < nns; i++)
-		if (!nvmevf_ns_equal(&c->ns[i], &dst->ns[i]))
-			return -EREMOTEIO;
-	return 0;
-}
-
-/**
- * nvmevf_state_size() - size of a Controller State data structure
- * @hdr: its 48-byte header
- * @total: returns 48 + 4 * (NVMECSS + VSS)
- *
- * Return: 0, or -EIO for a version other than 0, non-zero high halves of
- * NVMECSS/VSS, or a size above NVMEVF_STATE_MAX (reported as -E2BIG).
- */
-int nvmevf_state_size(const struct nvme_lm_state_hdr *hdr, u64 *total)
-{
-	u64 nvmecss = le64_to_cpu(hdr->nvmecss), vss = le64_to_cpu(hdr->vss);
-
-	if (le16_to_cpu(hdr->ver) || hdr->nvmecss_hi || hdr->vss_hi)
-		return -EIO;
-	if (nvmecss > NVMEVF_STATE_MAX / 4 || vss > NVMEVF_STATE_MAX / 4)
-		return -E2BIG;
-	*total = sizeof(*hdr) + 4 * (nvmecss + vss);
-	return *total > NVMEVF_STATE_MAX ? -E2BIG : 0;
-}
-
-/**
- * nvmevf_state_check() - check a controller state record against the
- *	destination's resources
- * @buf: the Controller State data structure
- * @len: its size
- * @nvq: VQ resources of the destination (admin queue included)
- * @nvi: VI resources of the destination
- *
- * The header must be version 0, taken while the source was suspended
- * (CSATTR bit 0), carry both NVMe state (version 0) and vendor state, and
- * its sizes must add up to @len.  The I/O queues of the NVMe state must fit
- * the destination: at most @nvq - 1 SQs and CQs, QIDs ascending within
- * 1..@nvq - 1, CQ interrupt vectors below @nvi.
- *
- * Return: 0, -EINVAL (malformed) or -ENOSPC (beyond @nvq / @nvi).
- */
-int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi)
-{
-	const struct nvme_lm_state_hdr *hdr = buf;
-	const struct nvme_lm_nvme_state *ns;
-	const struct nvme_lm_iosq_state *sq;
-	const struct nvme_lm_iocq_state *cq;
-	u16 niosq, niocq, maxq, qid, prev;
-	u64 nvmecss, total;
-	unsigned int i;
-
-	if (len < sizeof(*hdr) || nvmevf_state_size(hdr, &total) ||
-	    total != len || !(hdr->csattr & NVME_LM_CSATTR_SUSPENDED))
-		return -EINVAL;
-	nvmecss = le64_to_cpu(hdr->nvmecss);
-	if (nvmecss < sizeof(*ns) / 4 || !le64_to_cpu(hdr->vss))
-		return -EINVAL;
-
-	ns = buf + sizeof(*hdr);
-	niosq = le16_to_cpu(ns->niosq);
-	niocq = le16_to_cpu(ns->niocq);
-	if (le16_to_cpu(ns->ver) != NVMEVF_NVME_STATE_VERSION ||
-	    nvmecss != (sizeof(*ns) + (u64)(niosq + niocq) * sizeof(*sq)) / 4)
-		return -EINVAL;
-
-	maxq = nvq ? nvq - 1 : 0;
-	if (niosq > maxq || niocq > maxq)
-		return -ENOSPC;
-
-	sq = (const void *)(ns + 1);
-	for (i = 0, prev = 0; i < niosq; i++, prev = qid) {
-		qid = le16_to_cpu(sq[i].qid);
-		if (qid <= prev)
-			return -EINVAL;
-		if (qid > maxq)
-			return -ENOSPC;
-	}
-	cq = (const void *)(sq + niosq);
-	for (i = 0, prev = 0; i < niocq; i++, prev = qid) {
-		qid = le16_to_cpu(cq[i].qid);
-		if (qid <= prev)
-			return -EINVAL;
-		if (qid > maxq ||
-		    FIELD_GET(NVME_LM_CQA_IV_MASK, le32_to_cpu(cq[i].attr)) >= nvi)
-			return -ENOSPC;
-	}
-	return 0;
-}
-
-/**
- * nvmevf_reader_init() - start parsing a stream
- * @rd: the reader
- * @dst: the destination VF, records are checked against it as they arrive
- */
-void nvmevf_reader_init(struct nvmevf_reader *rd,
-			const struct nvmevf_dev_info *dst)
-{
-	memset(rd, 0, sizeof(*rd));
-	rd->dst = dst;
-	rd->phase = NVMEVF_RD_STREAM_HDR;
-}
-
-/**
- * nvmevf_reader_free() - free what a reader allocated
- * @rd: the reader
- */
-void nvmevf_reader_free(struct nvmevf_reader *rd)
-{
-	kvfree(rd->compat);
-	kvfree(rd->state);
-	rd->compat = NULL;
-	rd->state = NULL;
-	rd->payload = NULL;
-}
-
-static int nvmevf_reader_fail(struct nvmevf_reader *rd, int err)
-{
-	rd->phase = NVMEVF_RD_ERROR;
-	rd->err = err;
-	return err;
-}
-
-/**
- * nvmevf_reader_window() - where the next bytes of the stream go
- * @rd: the reader
- * @want: bytes the caller has, at least 1
- * @dst: returns where to put them; NULL if they are to be skipped (the
- *	payload of an unknown optional record)
- *
- * The caller copies at most the returned count to @dst, then calls
- * nvmevf_reader_advance().  @dst stays valid until nvmevf_reader_free().
- *
- * Return: bytes that may be placed (1..@want), or the negative errno that
- * rejected the stream; -EINVAL for bytes after the end record.
- */
-ssize_t nvmevf_reader_window(struct nvmevf_reader *rd, size_t want,
-			     void **dst)
-{
-	u64 n;
-
-	*dst = NULL;
-	switch (rd->phase) {
-	case NVMEVF_RD_STREAM_HDR:
-	case NVMEVF_RD_REC_HDR:
-		n = (rd->phase == NVMEVF_RD_STREAM_HDR ?
-		     sizeof(rd->hdr.stream) : sizeof(rd->hdr.rec)) - rd->hdr_have;
-		*dst = rd->hdr.raw + rd->hdr_have;
-		break;
-	case NVMEVF_RD_PAYLOAD:
-		n = rd->size - rd->have;
-		*dst = rd->payload + rd->have;
-		break;
-	case NVMEVF_RD_SKIP:
-		n = rd->size - rd->have;
-		break;
-	case NVMEVF_RD_END:
-		return want ? nvmevf_reader_fail(rd, -EINVAL) : 0;
-	default:
-		return rd->err;
-	}
-	return min_t(u64, n, want);
-}
-
-static int nvmevf_reader_stream_hdr(struct nvmevf_reader *rd)
-{
-	u32 version = le32_to_cpu(rd->hdr.stream.version);
-
-	if (memcmp(rd->hdr.stream.magic, NVMEVF_STREAM_MAGIC,
-		   sizeof(rd->hdr.stream.magic)) || !version)
-		return nvmevf_reader_fail(rd, -EINVAL);
-	if (version > NVMEVF_STREAM_VERSION)
-		return nvmevf_reader_fail(rd, -EPROTONOSUPPORT);
-	rd->phase = NVMEVF_RD_REC_HDR;
-	return 0;
-}
-
-static int nvmevf_reader_alloc(struct nvmevf_reader *rd, u8 **buf,
-			       size_t *len)
-{
-	*buf = kvzalloc(rd->size, GFP_KERNEL_ACCOUNT);
-	if (!*buf)
-		return nvmevf_reader_fail(rd, -ENOMEM);
-	*len = rd->size;
-	rd->payload = *buf;
-	rd->phase = NVMEVF_RD_PAYLOAD;
-	return 0;
-}
-
-static int nvmevf_reader_rec_hdr(struct nvmevf_reader *rd)
-{
-	u32 flags = le32_to_cpu(rd->hdr.rec.flags);
-
-	rd->tag = le32_to_cpu(rd->hdr.rec.tag);
-	rd->size = le64_to_cpu(rd->hdr.rec.size);
-	rd->have = 0;
-	if (rd->size > NVMEVF_STREAM_MAX - rd->total)
-		return nvmevf_reader_fail(rd, -E2BIG);
-
-	switch (rd->tag) {
-	case NVMEVF_REC_COMPAT:
-		if (rd->compat)
-			return nvmevf_reader_fail(rd, -EINVAL);
-		if (rd->size > NVMEVF_COMPAT_MAX)
-			return nvmevf_reader_fail(rd, -E2BIG);
-		if (rd->size < sizeof(struct nvmevf_compat))
-			return nvmevf_reader_fail(rd, -EINVAL);
-		return nvmevf_reader_alloc(rd, &rd->compat, &rd->compat_len);
-	case NVMEVF_REC_CTRL_STATE:
-		if (!rd->compat_ok || rd->state)
-			return nvmevf_reader_fail(rd, -EINVAL);
-		if (rd->size > NVMEVF_STATE_MAX)
-			return nvmevf_reader_fail(rd, -E2BIG);
-		if (rd->size < sizeof(struct nvme_lm_state_hdr) || rd->size & 3)
-			return nvmevf_reader_fail(rd, -EINVAL);
-		return nvmevf_reader_alloc(rd, &rd->state, &rd->state_len);
-	case NVMEVF_REC_END:
-		if (rd->size || !rd->state_ok)
-			return nvmevf_reader_fail(rd, -EINVAL);
-		rd->phase = NVMEVF_RD_END;
-		return 0;
-	default:
-		if (!(flags & NVMEVF_REC_F_OPTIONAL))
-			return nvmevf_reader_fail(rd, -EOPNOTSUPP);
-		rd->phase = rd->size ? NVMEVF_RD_SKIP : NVMEVF_RD_REC_HDR;
-		return 0;
-	}
-}
-
-static int nvmevf_reader_rec_done(struct nvmevf_reader *rd)
-{
-	int ret = 0;
-
-	if (rd->phase == NVMEVF_RD_PAYLOAD) {
-		switch (rd->tag) {
-		case NVMEVF_REC_COMPAT:
-			ret = nvmevf_compat_check(rd->compat, rd->compat_len,
-						  rd->dst, &rd->csvi,
-						  &rd->csuuidi);
-			rd->compat_ok = !ret;
-			break;
-		case NVMEVF_REC_CTRL_STATE:
-			ret = nvmevf_state_check(rd->state, rd->state_len,
-						 rd->dst->nvq, rd->dst->nvi);
-			rd->state_ok = !ret;
-			break;
-		}
-		if (ret)
-			return nvmevf_reader_fail(rd, ret);
-	}
-	rd->payload = NULL;
-	rd->phase = NVMEVF_RD_REC_HDR;
-	return 0;
-}
-
-/**
- * nvmevf_reader_advance() - account for bytes placed by the caller
- * @rd: the reader
- * @n: bytes placed at (or skipped from) the last nvmevf_reader_window(), at
- *	most what it returned
- *
- * Validates every unit (stream header, record header, record payload) as
- * soon as it is complete: the compat record is checked against the
- * destination on arrival, so an incompatible source is refused while
- * precopy data is still being sent.
- *
- * Return: 0, or the negative errno that rejected the stream (also returned
- * by every later call).
- */
-int nvmevf_reader_advance(struct nvmevf_reader *rd, size_t n)
-{
-	void *dst;
-
-	if (rd->phase == NVMEVF_RD_ERROR)
-		return rd->err;
-	if (!n)
-		return 0;
-	if (nvmevf_reader_window(rd, n, &dst) != n)
-		return nvmevf_reader_fail(rd, -EINVAL);
-	/* headers count too: endless empty optional records are refused */
-	if (n > NVMEVF_STREAM_MAX - rd->total)
-		return nvmevf_reader_fail(rd, -E2BIG);
-	rd->total += n;
-
-	switch (rd->phase) {
-	case NVMEVF_RD_STREAM_HDR:
-		rd->hdr_have += n;
-		if (rd->hdr_have < sizeof(rd->hdr.stream))
-			return 0;
-		rd->hdr_have = 0;
-		return nvmevf_reader_stream_hdr(rd);
-	case NVMEVF_RD_REC_HDR:
-		rd->hdr_have += n;
-		if (rd->hdr_have < sizeof(rd->hdr.rec))
-			return 0;
-		rd->hdr_have = 0;
-		return nvmevf_reader_rec_hdr(rd);
-	default:
-		rd->have += n;
-		if (rd->have < rd->size)
-			return 0;
-		return nvmevf_reader_rec_done(rd);
-	}
-}
-
-/**
- * nvmevf_reader_finish() - check that a stream is complete and valid
- * @rd: the reader
- *
- * Called before anything is sent to the destination: the stream must have
- * ended with the end record, after a compat and a controller state record,
- * and both are checked again against the destination.
- *
- * Return: 0 (@rd->csvi, @rd->csuuidi, @rd->state and @rd->state_len are
- * ready for Set Controller State), the errno that rejected the stream, or
- * -EINVAL for a truncated stream.
- */
-int nvmevf_reader_finish(struct nvmevf_reader *rd)
-{
-	int ret;
-
-	if (rd->phase == NVMEVF_RD_ERROR)
-		return rd->err;
-	if (rd->phase != NVMEVF_RD_END || !rd->compat_ok || !rd->state_ok)
-		return -EINVAL;
-	ret = nvmevf_compat_check(rd->compat, rd->compat_len, rd->dst,
-				  &rd->csvi, &rd->csuuidi);
-	if (!ret)
-		ret = nvmevf_state_check(rd->state, rd->state_len,
-					 rd->dst->nvq, rd->dst->nvi);
-	return ret;
-}
+static bool ns_identity = true;
+module_param(ns_identity, bool, 0644);
+MODULE_PARM_DESC(ns_identity,
+		 "Refuse a source whose namespaces have another NGUID, EUI64 or UUID than the destination's (default: Y). N checks only NSID, LBA format, metadata and size, for namespaces copied to another subsystem");
 
 /* ---- Migration files ---- */
 
@@ -524,10 +76,15 @@ struct nvmevf_seg {
 /**
  * struct nvmevf_migf - a save or resume file
  * @filp: the file
- * @nvmevf: the device
+ * @nvmevf: the device; the file holds a reference on its struct device, so
+ *	the memory (state_mutex included) outlives the file
  * @lock: guards everything below; never held across a user copy
  * @io_lock: serialises read()/write() across their user copies
  * @state: enum nvmevf_migf_state
+ * @busy: read()/write() calls copying from or into the buffers without
+ *	@lock; the buffers are freed when the file is disabled and @busy is 0
+ * @freed: the buffers are gone (counted out of files_holding)
+ * @committed: resume: the stream was loaded into the device
  * @pos: bytes read (save)
  * @seg: save stream: [0] stream header and compat record, [1] controller
  *	state and end records
@@ -542,6 +99,9 @@ struct nvmevf_migf {
 	struct mutex lock;		/* file state; no user copy under it */
 	struct mutex io_lock;		/* one reader/writer at a time */
 	enum nvmevf_migf_state state;
+	unsigned int busy;
+	bool freed;
+	bool committed;
 	u64 pos;
 	struct nvmevf_seg seg[2];
 	unsigned int nseg;
@@ -551,10 +111,9 @@ struct nvmevf_migf {
 };
 
 /*
- * A file may outlive its device (the user keeps the fd after closing the
- * device): once DISABLED, which happens before the device can go away, the
- * file must not look at migf->nvmevf.  Hence the order of the tests and
- * migf->lock around every use of migf->nvmevf from the file operations.
+ * A file may outlive its device's use (the user keeps the fd after closing
+ * the device): once DISABLED, which happens under state_mutex before the
+ * device is closed, the file only fails.
  */
 static bool nvmevf_migf_dead(struct nvmevf_migf *migf)
 {
@@ -573,6 +132,8 @@ nvmevf_migf_alloc(struct nvmevf_pci_core_device *nvmevf,
 	if (!migf)
 		return NULL;
 	migf->nvmevf = nvmevf;
+	get_device(&nvmevf->core_device.vdev.device);
+	atomic_inc(&nvmevf->stats.files_holding);
 	migf->state = state;
 	mutex_init(&migf->lock);
 	mutex_init(&migf->io_lock);
@@ -580,17 +141,34 @@ nvmevf_migf_alloc(struct nvmevf_pci_core_device *nvmevf,
 	return migf;
 }
 
-static void nvmevf_migf_free(struct nvmevf_migf *migf)
+/* the data buffers: freed when the file is disabled, or at release */
+static void nvmevf_migf_free_bufs(struct nvmevf_migf *migf)
 {
 	unsigned int i;
 
-	for (i = 0; i < ARRAY_SIZE(migf->seg); i++)
+	for (i = 0; i < ARRAY_SIZE(migf->seg); i++) {
 		kvfree(migf->seg[i].buf);
+		migf->seg[i].buf = NULL;
+		migf->seg[i].len = 0;
+	}
+	migf->nseg = 0;
 	nvmevf_reader_free(&migf->rd);
 	kvfree(migf->info);
+	migf->info = NULL;
+	if (!migf->freed)
+		atomic_dec(&migf->nvmevf->stats.files_holding);
+	migf->freed = true;
+}
+
+static void nvmevf_migf_free(struct nvmevf_migf *migf)
+{
+	struct nvmevf_pci_core_device *nvmevf = migf->nvmevf;
+
+	nvmevf_migf_free_bufs(migf);
 	mutex_destroy(&migf->io_lock);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
+	put_device(&nvmevf->core_device.vdev.device);
 }
 
 static int nvmevf_migf_release(struct inode *inode, struct file *filp)
@@ -599,7 +177,19 @@ static int nvmevf_migf_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
-/* The next bytes to read; none at the end (of the precopy data). */
+/* A reader or writer is done with the buffers it got from peek/window. */
+static void nvmevf_migf_unbusy(struct nvmevf_migf *migf)
+{
+	lockdep_assert_held(&migf->lock);
+	if (!WARN_ON(!migf->busy) && !--migf->busy &&
+	    migf->state == NVMEVF_MIGF_DISABLED)
+		nvmevf_migf_free_bufs(migf);
+}
+
+/*
+ * The next bytes to read; none at the end (of the precopy data).  When
+ * bytes are returned the file is busy until nvmevf_save_consume().
+ */
 static int nvmevf_save_peek(struct nvmevf_migf *migf, const u8 **src,
 			    size_t *n)
 {
@@ -614,6 +204,7 @@ static int nvmevf_save_peek(struct nvmevf_migf *migf, const u8 **src,
 		if (off < migf->seg[i].len) {
 			*src = migf->seg[i].buf + off;
 			*n = migf->seg[i].len - off;
+			migf->busy++;
 			return 0;
 		}
 		off -= migf->seg[i].len;
@@ -622,9 +213,11 @@ static int nvmevf_save_peek(struct nvmevf_migf *migf, const u8 **src,
 	return migf->state == NVMEVF_MIGF_PRECOPY ? -ENOMSG : 0;
 }
 
+/* @n bytes (possibly 0, after a failed copy) were read from the peek. */
 static int nvmevf_save_consume(struct nvmevf_migf *migf, size_t n)
 {
 	guard(mutex)(&migf->lock);
+	nvmevf_migf_unbusy(migf);
 	if (nvmevf_migf_dead(migf))
 		return -ENODEV;
 	migf->pos += n;
@@ -647,7 +240,8 @@ static ssize_t nvmevf_save_read(struct file *filp, char __user *ubuf,
 	if (ppos)
 		return -ESPIPE;
 
-	guard(mutex)(&migf->io_lock);
+	if (mutex_lock_interruptible(&migf->io_lock))
+		return -ERESTARTSYS;
 	while (len) {
 		const u8 *src;
 		size_t n;
@@ -657,6 +251,7 @@ static ssize_t nvmevf_save_read(struct file *filp, char __user *ubuf,
 			break;
 		n = min(n, len);
 		if (copy_to_user(ubuf, src, n)) {
+			nvmevf_save_consume(migf, 0);
 			ret = -EFAULT;
 			break;
 		}
@@ -667,6 +262,7 @@ static ssize_t nvmevf_save_read(struct file *filp, char __user *ubuf,
 		ubuf += n;
 		len -= n;
 	}
+	mutex_unlock(&migf->io_lock);
 	return done ? done : ret;
 }
 
@@ -674,7 +270,6 @@ static __poll_t nvmevf_save_poll(struct file *filp,
 				 struct poll_table_struct *wait)
 {
 	struct nvmevf_migf *migf = filp->private_data;
-
 	u64 total = 0;
 	unsigned int i;
 
@@ -733,29 +328,71 @@ static const struct file_operations nvmevf_save_fops = {
 	.release = nvmevf_migf_release,
 };
 
+/* Where the next bytes go; busy until nvmevf_resume_advance(). */
 static ssize_t nvmevf_resume_window(struct nvmevf_migf *migf, size_t want,
 				    void **dst)
 {
+	ssize_t n;
+
 	guard(mutex)(&migf->lock);
 	if (nvmevf_migf_dead(migf))
 		return -ENODEV;
-	return nvmevf_reader_window(&migf->rd, want, dst);
+	n = nvmevf_reader_window(&migf->rd, want, dst);
+	if (n > 0)
+		migf->busy++;
+	return n;
 }
 
+/* @n bytes (possibly 0, after a failed copy) were placed in the window. */
 static int nvmevf_resume_advance(struct nvmevf_migf *migf, size_t n)
 {
+	int ret;
+
 	guard(mutex)(&migf->lock);
+	nvmevf_migf_unbusy(migf);
 	if (nvmevf_migf_dead(migf))
 		return -ENODEV;
+	if (!n)
+		return 0;
 	atomic64_add(n, &migf->nvmevf->stats.bytes_loaded);
-	return nvmevf_reader_advance(&migf->rd, n);
+	ret = nvmevf_reader_advance(&migf->rd, n);
+	if (ret)
+		pci_info(migf->nvmevf->core_device.pdev,
+			 "migration stream refused at byte %llu: %d\n",
+			 migf->rd.total, ret);
+	return ret;
+}
+
+static int nvmevf_commit_locked(struct nvmevf_pci_core_device *nvmevf,
+				struct nvmevf_migf *migf);
+
+/*
+ * Once the end record is in, the state goes to the device from write():
+ * a device that refuses it fails this write(), while the source can still
+ * resume.  state_mutex is taken under io_lock, never the other way round.
+ */
+static int nvmevf_resume_commit(struct nvmevf_migf *migf)
+{
+	struct nvmevf_pci_core_device *nvmevf = migf->nvmevf;
+	int ret;
+
+	scoped_guard(mutex, &migf->lock) {
+		if (migf->rd.phase != NVMEVF_RD_END || migf->committed)
+			return 0;
+	}
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return -EINTR;
+	ret = nvmevf_commit_locked(nvmevf, migf);
+	mutex_unlock(&nvmevf->state_mutex);
+	return ret;
 }
 
 /*
  * Writes may split the stream anywhere.  The bytes are copied straight to
  * where the parser keeps them (header staging or the record's buffer,
  * allocated from the record's size, bounded by NVMEVF_STREAM_MAX) and each
- * unit is validated when complete.
+ * unit is validated when complete; the write() that completes the stream
+ * also loads it into the device.
  */
 static ssize_t nvmevf_resume_write(struct file *filp, const char __user *ubuf,
 				   size_t len, loff_t *ppos)
@@ -767,7 +404,8 @@ static ssize_t nvmevf_resume_write(struct file *filp, const char __user *ubuf,
 	if (ppos)
 		return -ESPIPE;
 
-	guard(mutex)(&migf->io_lock);
+	if (mutex_lock_interruptible(&migf->io_lock))
+		return -ERESTARTSYS;
 	while (len) {
 		ssize_t n;
 		void *dst;
@@ -778,6 +416,7 @@ static ssize_t nvmevf_resume_write(struct file *filp, const char __user *ubuf,
 			break;
 		}
 		if (dst && copy_from_user(dst, ubuf, n)) {
+			nvmevf_resume_advance(migf, 0);
 			ret = -EFAULT;
 			break;
 		}
@@ -788,7 +427,10 @@ static ssize_t nvmevf_resume_write(struct file *filp, const char __user *ubuf,
 		ubuf += n;
 		len -= n;
 	}
-	/* a rejected stream is reported at once, not as a short write */
+	if (!ret)
+		ret = nvmevf_resume_commit(migf);
+	mutex_unlock(&migf->io_lock);
+	/* a rejected stream or state is reported at once, not as a short write */
 	if (ret && ret != -EFAULT)
 		return ret;
 	return done ? done : ret;
@@ -834,14 +476,18 @@ static struct file *nvmevf_migf_publish(struct nvmevf_migf *migf,
 	return filp;
 }
 
+/* Disable the file and drop the device's reference; buffers go now if idle. */
 static void nvmevf_migf_put(struct nvmevf_migf **slot)
 {
 	struct nvmevf_migf *migf = *slot;
 
 	if (!migf)
 		return;
-	scoped_guard(mutex, &migf->lock)
+	scoped_guard(mutex, &migf->lock) {
 		migf->state = NVMEVF_MIGF_DISABLED;
+		if (!migf->busy)
+			nvmevf_migf_free_bufs(migf);
+	}
 	wake_up_interruptible(&migf->poll_wait);
 	*slot = NULL;
 	fput(migf->filp);
@@ -858,12 +504,22 @@ static int nvmevf_lm_cmd(struct nvmevf_pci_core_device *nvmevf,
 			   buf, len, dw0);
 }
 
+/* the last command reached the controller: its state may have changed */
+static bool nvmevf_last_sent(struct nvmevf_pci_core_device *nvmevf)
+{
+	return nvmevf_status_sent(nvmevf->stats.cmd.last_status);
+}
+
 static void nvmevf_phase_done(struct nvmevf_pci_core_device *nvmevf,
 			      enum nvmevf_phase ph, u64 start)
 {
 	nvmevf->stats.duration_ns[ph] = ktime_get_ns() - start;
 }
 
+/*
+ * Suspend and Resume change the controller: when one reached the controller
+ * and failed, what the controller does is unknown (ERROR).
+ */
 static int nvmevf_suspend(struct nvmevf_pci_core_device *nvmevf)
 {
 	u64 start = ktime_get_ns();
@@ -872,6 +528,8 @@ static int nvmevf_suspend(struct nvmevf_pci_core_device *nvmevf)
 
 	nvmevf_cmd_suspend(&c, nvmevf->scid, NVME_LM_STYPE_SUSPEND, false);
 	ret = nvmevf_lm_cmd(nvmevf, &c, NULL, 0, NULL);
+	if (ret && nvmevf_last_sent(nvmevf))
+		nvmevf->lost = true;
 	nvmevf_phase_done(nvmevf, NVMEVF_PH_SUSPEND, start);
 	return ret;
 }
@@ -884,15 +542,63 @@ static int nvmevf_resume(struct nvmevf_pci_core_device *nvmevf)
 
 	nvmevf_cmd_resume(&c, nvmevf->scid);
 	ret = nvmevf_lm_cmd(nvmevf, &c, NULL, 0, NULL);
+	if (ret && nvmevf_last_sent(nvmevf))
+		nvmevf->lost = true;
 	nvmevf_phase_done(nvmevf, NVMEVF_PH_RESUME, start);
 	return ret;
 }
 
+/* Best effort, outside the statistics: "not suspended" is the usual answer. */
+static void nvmevf_resume_quiet(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct nvme_command c;
+
+	lockdep_assert_held(&nvmevf->state_mutex);
+	nvmevf_cmd_resume(&c, nvmevf->scid);
+	nvmevf_submit(nvmevf->core_device.pdev, &c, NULL, 0, NULL, NULL);
+}
+
+/* The identity of one attached namespace: Identify CNS 11h and 03h. */
+static int nvmevf_collect_one_ns(struct nvmevf_pci_core_device *nvmevf,
+				 u32 nsid, u8 *id, struct nvmevf_compat_ns *ns)
+{
+	struct nvme_command c;
+	int ret;
+
+	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT, nsid, 0);
+	ret = nvmevf_lm_cmd(nvmevf, &c, id, NVME_IDENTIFY_DATA_SIZE, NULL);
+	if (!ret)
+		ret = nvmevf_id_ns_parse(id, NVME_IDENTIFY_DATA_SIZE, nsid, ns);
+	if (ret)
+		return ret;
+	/*
+	 * The UUID is only listed for a namespace the PF itself has attached
+	 * (CNS 03h is about active NSIDs): otherwise it stays all zero, on
+	 * both sides alike.
+	 */
+	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_DESC_LIST, nsid, 0);
+	memset(id, 0, NVME_IDENTIFY_DATA_SIZE);
+	ret = nvmevf_lm_cmd(nvmevf, &c, id, NVME_IDENTIFY_DATA_SIZE, NULL);
+	if (ret == -EINVAL || ret == -EOPNOTSUPP)
+		return 0;
+	if (!ret)
+		ret = nvmevf_ns_desc_uuid(id, NVME_IDENTIFY_DATA_SIZE, ns->uuid);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/*
+ * The namespaces attached to the VF: CNS 10h pages of allocated NSIDs,
+ * CNS 12h for each.  Bounded by the PF's NN: NSIDs are ascending and at
+ * most NN, so at most NN / 1024 + 1 pages are read, whatever the PF
+ * returns.
+ */
 static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 			     struct nvmevf_dev_info *info)
 {
 	u8 *list __free(kfree) = kmalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
 	u8 *id __free(kfree) = kmalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	const u32 per_page = NVME_IDENTIFY_DATA_SIZE / sizeof(u32);
+	u32 pages = nvmevf->nn / per_page + 1;
 	struct nvme_command c;
 	u32 start = 0, nsid = 0;
 	int n, i, ret;
@@ -901,6 +607,8 @@ static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 		return -ENOMEM;
 	info->nns = 0;
 	do {
+		if (!pages--)
+			return -EIO;
 		nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT_LIST, start, 0);
 		ret = nvmevf_lm_cmd(nvmevf, &c, list, NVME_IDENTIFY_DATA_SIZE,
 				    NULL);
@@ -911,6 +619,8 @@ static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 			return n;
 		for (i = 0; i < n; i++) {
 			nsid = get_unaligned_le32(list + i * sizeof(u32));
+			if (nsid > nvmevf->nn)
+				return -EIO;
 			nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_CTRL_NS_LIST, nsid,
 					       nvmevf->scid);
 			ret = nvmevf_lm_cmd(nvmevf, &c, id,
@@ -922,28 +632,21 @@ static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 				continue;
 			if (info->nns == NVMEVF_MAX_NS)
 				return -E2BIG;
-			nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT, nsid,
-					       0);
-			ret = nvmevf_lm_cmd(nvmevf, &c, id,
-					    NVME_IDENTIFY_DATA_SIZE, NULL);
-			if (!ret)
-				ret = nvmevf_id_ns_parse(id,
-							 NVME_IDENTIFY_DATA_SIZE,
-							 nsid,
-							 &info->ns[info->nns]);
+			ret = nvmevf_collect_one_ns(nvmevf, nsid, id,
+						    &info->ns[info->nns]);
 			if (ret)
 				return ret;
 			info->nns++;
 		}
 		start = nsid;
-	} while (n == NVME_IDENTIFY_DATA_SIZE / sizeof(u32));
+	} while (n == per_page && start < nvmevf->nn);
 	return 0;
 }
 
 /*
  * The identity of this VF as the compat record describes it; the PF's CNS
  * 20h data is kept for matching a source's formats.  Refreshes the cached
- * CSVI/CSUUIDI.
+ * CSVI/CSUUIDI and NVQ/NVI.
  */
 static int nvmevf_collect_info(struct nvmevf_pci_core_device *nvmevf,
 			       struct nvmevf_dev_info *info)
@@ -977,12 +680,15 @@ static int nvmevf_collect_info(struct nvmevf_pci_core_device *nvmevf,
 	info->nvq = le16_to_cpu(sc.nvq);
 	info->nvi = le16_to_cpu(sc.nvi);
 	info->state_version = NVMEVF_NVME_STATE_VERSION;
+	info->check_identity = READ_ONCE(ns_identity);
 	uuid_copy(&info->vs_uuid, &nvmevf->vs_uuid);
 	ret = nvmevf_collect_ns(nvmevf, info);
 	if (ret)
 		return ret;
 	nvmevf->csvi = csvi;
 	nvmevf->csuuidi = csuuidi;
+	nvmevf->nvq = info->nvq;
+	nvmevf->nvi = info->nvi;
 	return 0;
 }
 
@@ -1038,7 +744,9 @@ static int nvmevf_state_hdr(struct nvmevf_pci_core_device *nvmevf,
 /*
  * The controller state record (and the end record) into @seg.  The VF is
  * suspended: every chunk must report CSUP, i.e. the VF stayed suspended
- * for the whole command, so the chunks form one consistent snapshot.
+ * for the whole command, so the chunks form one consistent snapshot.  The
+ * state then passes the checks the destination will run (against this VF's
+ * own resources): a malformed state fails here, not after the downtime.
  */
 static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 			     struct nvmevf_seg *seg)
@@ -1082,6 +790,11 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 	}
 	if (!ret && done != total)
 		ret = -EINVAL;
+	if (!ret && nvmevf_state_check(state, total, nvmevf->nvq, nvmevf->nvi)) {
+		pci_warn(nvmevf->core_device.pdev,
+			 "the PF returned a malformed controller state\n");
+		ret = -EIO;
+	}
 	if (ret) {
 		kvfree(buf);
 		return ret;
@@ -1094,7 +807,11 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 	return 0;
 }
 
-/* Set Controller State in SEQIND chunks of at most the PF's max_transfer. */
+/*
+ * Set Controller State in SEQIND chunks of at most the PF's max_transfer.
+ * A refused first chunk leaves the controller as it was; once a chunk was
+ * taken, a failure leaves a partly received or partly applied state.
+ */
 static int nvmevf_set_state(struct nvmevf_pci_core_device *nvmevf, u8 *state,
 			    u64 len, u8 csvi, u8 csuuidi)
 {
@@ -1119,10 +836,80 @@ static int nvmevf_set_state(struct nvmevf_pci_core_device *nvmevf, u8 *state,
 		nvmevf_cmd_set_state(&c, nvmevf->scid, csvi, csuuidi, seq, done,
 				     n / 4);
 		ret = nvmevf_lm_cmd(nvmevf, &c, state + done, n, NULL);
-		if (ret)
+		if (ret) {
+			if (!first)
+				nvmevf->lost = true;
 			return ret;
+		}
 	}
 	return done == len ? 0 : -EINVAL;
+}
+
+static bool nvmevf_in_d0(struct pci_dev *pdev)
+{
+	u16 pmcsr;
+
+	if (!pdev->pm_cap)
+		return true;
+	pci_read_config_word(pdev, pdev->pm_cap + PCI_PM_CTRL, &pmcsr);
+	return !(pmcsr & PCI_PM_CTRL_STATE_MASK);
+}
+
+/*
+ * A Controller Level Reset through the VF's CC.EN, then Suspend again.
+ *
+ * A controller that runs a loaded state, or that its user enabled, has I/O
+ * queues, and TP4159 refuses Set Controller State then (Invalid Field):
+ * STOP -> RESUMING makes the VF fresh first.  A CLR clears the queues and
+ * the suspended state; the disabled controller is suspended again at once.
+ * The BAR is touched only when memory_lock can be had without waiting (a
+ * reset or a config change by the user is in progress otherwise), so no
+ * lock order with the core's reset path is created.
+ */
+static int nvmevf_clr_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct vfio_pci_core_device *vdev = &nvmevf->core_device;
+	void __iomem *bar;
+	u32 cc, csts;
+	u64 cap, timeout_us;
+	int ret;
+
+	ret = vfio_pci_core_setup_barmap(vdev, 0);
+	if (ret)
+		return ret;
+	bar = vdev->barmap[0];
+	if (!down_read_trylock(&vdev->memory_lock))
+		return -EBUSY;
+	/* BAR0 decodes only in D0 (a VF has no memory enable of its own) */
+	if (vdev->pm_runtime_engaged || !nvmevf_in_d0(vdev->pdev)) {
+		up_read(&vdev->memory_lock);
+		return -EBUSY;
+	}
+	cc = readl(bar + NVME_REG_CC);
+	if (cc == ~0U || !(cc & NVME_CC_ENABLE)) {
+		up_read(&vdev->memory_lock);
+		return cc == ~0U ? -EIO : 0;
+	}
+	cap = lo_hi_readq(bar + NVME_REG_CAP);
+	timeout_us = (NVME_CAP_TIMEOUT(cap) + 1) * 500 * USEC_PER_MSEC;
+	writel(cc & ~NVME_CC_ENABLE, bar + NVME_REG_CC);
+	nvmevf->lost = true;
+	ret = readl_poll_timeout(bar + NVME_REG_CSTS, csts,
+				 csts == ~0U || !(csts & NVME_CSTS_RDY),
+				 USEC_PER_MSEC, timeout_us);
+	up_read(&vdev->memory_lock);
+	if (!ret && csts == ~0U)
+		ret = -EIO;
+	if (ret) {
+		pci_warn(vdev->pdev, "controller reset before RESUMING failed: %d\n",
+			 ret);
+		return ret;
+	}
+	pci_dbg(vdev->pdev, "controller reset before RESUMING\n");
+	ret = nvmevf_suspend(nvmevf);
+	if (!ret)
+		nvmevf->lost = false;
+	return ret;
 }
 
 /* ---- The FSM ---- */
@@ -1139,16 +926,43 @@ static void nvmevf_reset_locked(struct nvmevf_pci_core_device *nvmevf)
 {
 	nvmevf_put_files_locked(nvmevf);
 	nvmevf->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	nvmevf->lost = false;
 	clear_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags);
 }
 
-static void nvmevf_fail_locked(struct nvmevf_pci_core_device *nvmevf,
-			       int err)
+/* The controller's state is unknown: only a reset leaves ERROR. */
+static void nvmevf_fail_locked(struct nvmevf_pci_core_device *nvmevf)
 {
+	lockdep_assert_held(&nvmevf->state_mutex);
 	nvmevf_put_files_locked(nvmevf);
 	nvmevf->mig_state = VFIO_DEVICE_STATE_ERROR;
+	nvmevf->lost = false;
+}
+
+static void nvmevf_failed_locked(struct nvmevf_pci_core_device *nvmevf,
+				 int err)
+{
 	nvmevf->stats.failed_arcs++;
 	nvmevf->stats.last_error = err;
+	if (nvmevf->lost)
+		nvmevf_fail_locked(nvmevf);
+}
+
+/*
+ * After a reset of the VF, RUNNING must mean running: a reset only clears
+ * the suspended state of the controller if no Suspend was still draining,
+ * and the PF may complete that Suspend after the reset.  The Resume is sent
+ * from reset_work (reset_done runs under the core's memory_lock) or by the
+ * next user of state_mutex that needs the device, whichever comes first.
+ */
+static void nvmevf_flush_resume_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	lockdep_assert_held(&nvmevf->state_mutex);
+	if (!nvmevf->resume_pending)
+		return;
+	nvmevf->resume_pending = false;
+	if (nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING)
+		nvmevf_resume_quiet(nvmevf);
 }
 
 static struct file *nvmevf_save_start(struct nvmevf_pci_core_device *nvmevf,
@@ -1209,6 +1023,9 @@ nvmevf_resume_start(struct nvmevf_pci_core_device *nvmevf)
 	u64 start = ktime_get_ns();
 	int ret;
 
+	ret = nvmevf_clr_locked(nvmevf);
+	if (ret)
+		return ERR_PTR(ret);
 	migf = nvmevf_migf_alloc(nvmevf, NVMEVF_MIGF_RESUMING);
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
@@ -1225,31 +1042,69 @@ nvmevf_resume_start(struct nvmevf_pci_core_device *nvmevf)
 }
 
 /*
- * RESUMING -> STOP: the whole stream is validated before the first Set
- * Controller State, so a rejected stream leaves the destination untouched.
- * No user copy happens here; writers wait on migf->lock.
+ * The stream is complete: validate it as a whole against the destination,
+ * then Set Controller State.  A state the device refuses is the stream's
+ * error from then on (RESUMING -> STOP returns it); one that it took in
+ * part leaves ERROR.  No user copy happens here: the record buffer is
+ * frozen once the end record is in.
  */
-static int nvmevf_load(struct nvmevf_pci_core_device *nvmevf)
+static int nvmevf_commit_locked(struct nvmevf_pci_core_device *nvmevf,
+				struct nvmevf_migf *migf)
 {
-	struct nvmevf_migf *migf = nvmevf->resuming;
 	u64 start = ktime_get_ns();
 	int ret;
 
-	if (WARN_ON(!migf))
-		return -EINVAL;
+	lockdep_assert_held(&nvmevf->state_mutex);
 	scoped_guard(mutex, &migf->lock) {
-		if (migf->state != NVMEVF_MIGF_RESUMING)
+		if (nvmevf_migf_dead(migf))
 			return -ENODEV;
+		if (migf->committed)
+			return 0;
 		ret = nvmevf_reader_finish(&migf->rd);
 		if (ret)
 			return ret;
-		/* nothing more can be written */
-		migf->state = NVMEVF_MIGF_DISABLED;
 	}
 	ret = nvmevf_set_state(nvmevf, migf->rd.state, migf->rd.state_len,
 			       migf->rd.csvi, migf->rd.csuuidi);
 	nvmevf_phase_done(nvmevf, NVMEVF_PH_LOAD, start);
-	return ret;
+	if (ret) {
+		pci_info(nvmevf->core_device.pdev,
+			 "the PF refused the controller state: %d\n", ret);
+		nvmevf->stats.last_error = ret;
+		if (nvmevf->lost) {
+			nvmevf_fail_locked(nvmevf);
+			return ret;
+		}
+		scoped_guard(mutex, &migf->lock)
+			nvmevf_reader_fail(&migf->rd, ret);
+		return ret;
+	}
+	scoped_guard(mutex, &migf->lock)
+		migf->committed = true;
+	return 0;
+}
+
+/*
+ * RESUMING -> STOP: the state was loaded by the write() that ended the
+ * stream; only a stream whose commit was interrupted is loaded here.  A
+ * stream that is incomplete or was refused fails the arc with its errno and
+ * the device stays in RESUMING.
+ */
+static int nvmevf_load(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct nvmevf_migf *migf = nvmevf->resuming;
+	bool ended;
+
+	if (WARN_ON(!migf))
+		return -EINVAL;
+	scoped_guard(mutex, &migf->lock) {
+		if (migf->committed)
+			return 0;
+		if (migf->rd.phase == NVMEVF_RD_ERROR)
+			return migf->rd.err;
+		ended = migf->rd.phase == NVMEVF_RD_END;
+	}
+	return ended ? nvmevf_commit_locked(nvmevf, migf) : -EINVAL;
 }
 
 static struct file *nvmevf_step_locked(struct nvmevf_pci_core_device *nvmevf,
@@ -1324,12 +1179,13 @@ static struct file *nvmevf_step_locked(struct nvmevf_pci_core_device *nvmevf,
 	return ERR_PTR(-EINVAL);
 }
 
-static struct nvmevf_pci_core_device *nvmevf_of(struct vfio_device *vdev)
-{
-	return container_of(vdev, struct nvmevf_pci_core_device,
-			    core_device.vdev);
-}
-
+/*
+ * Error policy: a failed arc returns its errno and the device stays in the
+ * last state reached (the core's recover_state arcs then work); only an arc
+ * that left the controller in an unknown state (nvmevf->lost: a Suspend or
+ * Resume that reached the controller and failed, a partly applied Set
+ * Controller State, a failed controller reset) or a PF event enters ERROR.
+ */
 static struct file *nvmevf_set_mig_state(struct vfio_device *vdev,
 					 enum vfio_device_mig_state new)
 {
@@ -1338,30 +1194,38 @@ static struct file *nvmevf_set_mig_state(struct vfio_device *vdev,
 	struct file *res = NULL;
 	int ret;
 
-	guard(mutex)(&nvmevf->state_mutex);
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return ERR_PTR(-EINTR);
+	nvmevf_flush_resume_locked(nvmevf);
 	/* only a reset leaves ERROR (the core WARNs on an arc from it) */
-	if (nvmevf->mig_state == VFIO_DEVICE_STATE_ERROR)
-		return ERR_PTR(-EINVAL);
+	if (nvmevf->mig_state == VFIO_DEVICE_STATE_ERROR) {
+		res = ERR_PTR(-EINVAL);
+		goto out;
+	}
 	while (new != nvmevf->mig_state) {
 		ret = vfio_mig_get_next_state(vdev, nvmevf->mig_state, new,
 					      &next);
-		if (ret)
-			return ERR_PTR(ret);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
 		res = nvmevf_step_locked(nvmevf, next);
 		if (IS_ERR(res)) {
 			pci_dbg(nvmevf->core_device.pdev,
 				"migration arc %d -> %d failed: %ld\n",
 				nvmevf->mig_state, next, PTR_ERR(res));
-			nvmevf_fail_locked(nvmevf, PTR_ERR(res));
-			return res;
+			nvmevf_failed_locked(nvmevf, PTR_ERR(res));
+			break;
 		}
 		nvmevf->mig_state = next;
 		if (WARN_ON(res && new != next)) {
 			fput(res);
-			nvmevf_fail_locked(nvmevf, -EINVAL);
-			return ERR_PTR(-EINVAL);
+			res = ERR_PTR(-EINVAL);
+			break;
 		}
 	}
+out:
+	mutex_unlock(&nvmevf->state_mutex);
 	return res;
 }
 
@@ -1370,8 +1234,11 @@ static int nvmevf_get_mig_state(struct vfio_device *vdev,
 {
 	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
 
-	guard(mutex)(&nvmevf->state_mutex);
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return -EINTR;
+	nvmevf_flush_resume_locked(nvmevf);
 	*state = nvmevf->mig_state;
+	mutex_unlock(&nvmevf->state_mutex);
 	return 0;
 }
 
@@ -1380,25 +1247,18 @@ static int nvmevf_get_mig_state(struct vfio_device *vdev,
  * Controller State header, read even while running) plus the records
  * around it and whatever of the initial data is unread.
  */
-static int nvmevf_get_data_size(struct vfio_device *vdev,
-				unsigned long *stop_copy_length)
+static int nvmevf_data_size_locked(struct nvmevf_pci_core_device *nvmevf,
+				   struct nvme_lm_state_hdr *hdr,
+				   unsigned long *stop_copy_length)
 {
-	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
-	struct nvme_lm_state_hdr *hdr __free(kfree) =
-		kmalloc(sizeof(*hdr), GFP_KERNEL);
-	struct nvmevf_migf *migf;
+	struct nvmevf_migf *migf = nvmevf->saving;
 	u64 start = ktime_get_ns();
 	u64 total, extra;
 	unsigned int i;
 	int ret;
 
-	if (!hdr)
-		return -ENOMEM;
-
-	guard(mutex)(&nvmevf->state_mutex);
 	if (test_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
 		return -ENODEV;
-	migf = nvmevf->saving;
 	if (migf) {
 		guard(mutex)(&migf->lock);
 		if (migf->state == NVMEVF_MIGF_COMPLETE) {
@@ -1426,6 +1286,24 @@ static int nvmevf_get_data_size(struct vfio_device *vdev,
 	return 0;
 }
 
+static int nvmevf_get_data_size(struct vfio_device *vdev,
+				unsigned long *stop_copy_length)
+{
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
+	struct nvme_lm_state_hdr *hdr __free(kfree) =
+		kmalloc(sizeof(*hdr), GFP_KERNEL);
+	int ret;
+
+	if (!hdr)
+		return -ENOMEM;
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return -EINTR;
+	nvmevf_flush_resume_locked(nvmevf);
+	ret = nvmevf_data_size_locked(nvmevf, hdr, stop_copy_length);
+	mutex_unlock(&nvmevf->state_mutex);
+	return ret;
+}
+
 static const struct vfio_migration_ops nvmevf_mig_ops = {
 	.migration_set_state = nvmevf_set_mig_state,
 	.migration_get_state = nvmevf_get_mig_state,
@@ -1440,7 +1318,8 @@ static const struct vfio_migration_ops nvmevf_mig_ops = {
  * just RUNNING has no migration to fail and keeps its state: the driver
  * does not change state by itself.  Runs from a work item since the
  * notifier may not block on state_mutex (an arc holds it across PF
- * commands the reset cancels).
+ * commands the reset cancels).  The event is consumed first, so one that
+ * arrives while the work runs queues it again.
  */
 static void nvmevf_pf_work(struct work_struct *work)
 {
@@ -1448,16 +1327,23 @@ static void nvmevf_pf_work(struct work_struct *work)
 		container_of(work, struct nvmevf_pci_core_device, pf_work);
 
 	guard(mutex)(&nvmevf->state_mutex);
-	if (!test_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
+	if (!test_and_clear_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
 		return;
 	if (nvmevf->is_open &&
 	    nvmevf->mig_state != VFIO_DEVICE_STATE_RUNNING) {
 		pci_warn(nvmevf->core_device.pdev,
 			 "PF reset or removed: migration in ERROR until the device is reset\n");
-		nvmevf_put_files_locked(nvmevf);
-		nvmevf->mig_state = VFIO_DEVICE_STATE_ERROR;
+		nvmevf_fail_locked(nvmevf);
 	}
-	clear_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags);
+}
+
+static void nvmevf_reset_work(struct work_struct *work)
+{
+	struct nvmevf_pci_core_device *nvmevf =
+		container_of(work, struct nvmevf_pci_core_device, reset_work);
+
+	guard(mutex)(&nvmevf->state_mutex);
+	nvmevf_flush_resume_locked(nvmevf);
 }
 
 /**
@@ -1486,6 +1372,7 @@ void nvmevf_lm_init_dev(struct nvmevf_pci_core_device *nvmevf)
 {
 	mutex_init(&nvmevf->state_mutex);
 	INIT_WORK(&nvmevf->pf_work, nvmevf_pf_work);
+	INIT_WORK(&nvmevf->reset_work, nvmevf_reset_work);
 	nvmevf->mig_state = VFIO_DEVICE_STATE_RUNNING;
 }
 
@@ -1502,14 +1389,18 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 			      const char **why)
 {
 	u8 *buf __free(kfree) = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	struct nvmevf_dev_info *info __free(kvfree) =
+		kvzalloc(sizeof(*info), GFP_KERNEL);
 	struct nvme_command c;
+	u16 oacs;
 	int ret;
 
 	guard(mutex)(&nvmevf->state_mutex);
 	*why = "no controller ID for the VF";
 	if (!nvmevf->has_scid)
 		return -ENOENT;
-	if (!buf)
+	*why = "out of memory";
+	if (!buf || !info)
 		return -ENOMEM;
 
 	*why = "Identify Controller of the PF failed";
@@ -1517,10 +1408,14 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 	ret = nvmevf_lm_cmd(nvmevf, &c, buf, NVME_IDENTIFY_DATA_SIZE, NULL);
 	if (ret)
 		return ret;
+	oacs = get_unaligned_le16(buf + NVME_LM_ID_CTRL_OACS_OFFSET);
 	*why = "the PF is not a migration management controller (OACS.HMLMS)";
-	if (!(get_unaligned_le16(buf + NVME_LM_ID_CTRL_OACS_OFFSET) &
-	      NVME_LM_OACS_HMLMS))
+	if (!(oacs & NVME_LM_OACS_HMLMS))
 		return -EOPNOTSUPP;
+	*why = "the PF has no Namespace Management (OACS bit 3: no CNS 10h-12h)";
+	if (!(oacs & NVME_CTRL_OACS_NS_MNGT_SUPP))
+		return -EOPNOTSUPP;
+	nvmevf->nn = le32_to_cpu(((struct nvme_id_ctrl *)buf)->nn);
 
 	*why = "Identify Supported Controller State Formats failed";
 	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_CTRL_STATE_FMTS, 0);
@@ -1538,19 +1433,31 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 			 &nvmevf->csvi, &nvmevf->csuuidi);
 	if (!nvmevf->csvi || !nvmevf->csuuidi)
 		return -EOPNOTSUPP;
-	return 0;
+
+	/* everything a save or resume start collects, once */
+	ret = nvmevf_collect_info(nvmevf, info);
+	if (ret == -EPERM)
+		*why = "the PF entry point refuses namespace identification (CNS 10h-12h, 03h)";
+	else if (ret == -E2BIG)
+		*why = "more namespaces attached than a migration stream carries (64)";
+	else if (ret)
+		*why = "the VF's namespaces could not be identified through the PF";
+	return ret;
 }
 
 /**
  * nvmevf_lm_probe() - decide whether the VF can be migrated
  * @nvmevf: the device, before vfio_pci_core_register_device()
  *
- * The VF is migratable when its SCID is known, its PF is a Migration
- * Management Controller (Identify Controller OACS.HMLMS) and the PF's
- * Identify CNS 20h offers NVMe controller state version 0 and at least one
- * vendor specific state format (the first is used).  Otherwise the device
- * is registered without migration and behaves as vfio-pci: probe never
- * fails for this.
+ * Everything migration needs is checked once, here: the VF's SCID is
+ * known, its PF is a Migration Management Controller (Identify Controller
+ * OACS.HMLMS) with Namespace Management (CNS 10h-12h), the PF's Identify
+ * CNS 20h offers NVMe controller state version 0 and at least one vendor
+ * specific state format (the first is used), and the VF's identity -
+ * resources and attached namespaces, at most NVMEVF_MAX_NS - can be
+ * collected through the PF entry point.  Otherwise the device is
+ * registered without migration, says why in one log line and behaves as
+ * vfio-pci: probe never fails for this.
  */
 void nvmevf_lm_probe(struct nvmevf_pci_core_device *nvmevf)
 {
@@ -1571,12 +1478,13 @@ void nvmevf_lm_probe(struct nvmevf_pci_core_device *nvmevf)
 }
 
 /**
- * nvmevf_lm_remove() - wait for the PF event work
+ * nvmevf_lm_remove() - wait for the PF event and reset work
  * @nvmevf: the device, after the PF notifier is unregistered
  */
 void nvmevf_lm_remove(struct nvmevf_pci_core_device *nvmevf)
 {
 	cancel_work_sync(&nvmevf->pf_work);
+	cancel_work_sync(&nvmevf->reset_work);
 }
 
 /**
@@ -1589,6 +1497,7 @@ void nvmevf_lm_open(struct nvmevf_pci_core_device *nvmevf)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_reset_locked(nvmevf);
+	nvmevf_flush_resume_locked(nvmevf);
 	nvmevf->is_open = true;
 }
 
@@ -1597,14 +1506,21 @@ void nvmevf_lm_open(struct nvmevf_pci_core_device *nvmevf)
  * @nvmevf: the device, before vfio_pci_core_close_device()
  *
  * Disables the migration files (their read/write fail with -ENODEV) and
- * returns the FSM to RUNNING; the core's close resets the VF.
+ * returns the FSM to RUNNING.  A VF left in a suspended state (every state
+ * but RUNNING and PRE_COPY) is resumed, best effort: the core resets the VF
+ * on close only when it can, and the next user must not find a controller
+ * that fetches nothing.
  */
 void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
 {
 	if (!nvmevf->migratable)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
+	if (nvmevf->mig_state != VFIO_DEVICE_STATE_RUNNING &&
+	    nvmevf->mig_state != VFIO_DEVICE_STATE_PRE_COPY)
+		nvmevf_resume_quiet(nvmevf);
 	nvmevf_reset_locked(nvmevf);
+	nvmevf->resume_pending = false;
 	nvmevf->is_open = false;
 }
 
@@ -1613,26 +1529,19 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
  * @nvmevf: the device
  *
  * Context: pci_error_handlers.reset_done, with the core's memory_lock held
- * for VFIO_DEVICE_RESET: state_mutex never nests a user copy or
- * memory_lock, so taking it here cannot deadlock.
+ * for VFIO_DEVICE_RESET: state_mutex never nests a user copy nor waits for
+ * memory_lock, so taking it here cannot deadlock.  No PF command is sent
+ * here: the Resume that follows a reset is left to reset_work (or to the
+ * next arc, whichever runs first).
  */
 void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf)
 {
-	struct nvme_command c;
-
 	if (!nvmevf->migratable)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_reset_locked(nvmevf);
-	/*
-	 * RUNNING must mean running.  A reset only clears the suspended state
-	 * of the controller if no Suspend was still draining: the PF may
-	 * complete that Suspend after the reset.  Resume, best effort and
-	 * outside the statistics: "not suspended" (3Ah) is the usual answer,
-	 * and a PF that is resetting resumes its VFs itself.
-	 */
-	nvmevf_cmd_resume(&c, nvmevf->scid);
-	nvmevf_submit(nvmevf->core_device.pdev, &c, NULL, 0, NULL, NULL);
+	nvmevf->resume_pending = true;
+	schedule_work(&nvmevf->reset_work);
 }
 
 #ifdef CONFIG_VFIO_DEBUGFS
@@ -1666,6 +1575,8 @@ static int nvmevf_lm_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "bytes_saved: %lld\nbytes_loaded: %lld\n",
 		   atomic64_read(&st->bytes_saved),
 		   atomic64_read(&st->bytes_loaded));
+	seq_printf(m, "files_holding_buffers: %d\n",
+		   atomic_read(&st->files_holding));
 	for (i = 0; i < NVMEVF_PH_NUM; i++)
 		seq_printf(m, "%s_us: %llu\n", nvmevf_phase_names[i],
 			   div_u64(st->duration_ns[i], NSEC_PER_USEC));

@@ -3,7 +3,8 @@
  * nvme-vfio-pci: vfio-pci variant driver for NVMe SR-IOV virtual functions.
  *
  * The driver binds NVMe VFs (through driver_override, as every vfio-pci
- * variant driver) and behaves like vfio-pci.  At probe it resolves the VF's
+ * variant driver) and otherwise works as vfio-pci does: a PF bound to it
+ * has vfio-pci's SR-IOV configuration too.  At probe it resolves the VF's
  * controller ID through the PF (nvme-pci's live migration entry point),
  * follows the PF's resets and, when the PF is a TP4159 Migration Management
  * Controller, offers VFIO live migration (lm.c).
@@ -16,13 +17,6 @@
 
 #include "nvme-vfio-pci.h"
 
-static struct nvmevf_pci_core_device *
-nvmevf_of_vdev(struct vfio_device *core_vdev)
-{
-	return container_of(core_vdev, struct nvmevf_pci_core_device,
-			    core_device.vdev);
-}
-
 static int nvmevf_pci_init_dev(struct vfio_device *core_vdev)
 {
 	int ret;
@@ -30,19 +24,19 @@ static int nvmevf_pci_init_dev(struct vfio_device *core_vdev)
 	ret = vfio_pci_core_init_dev(core_vdev);
 	if (ret)
 		return ret;
-	nvmevf_lm_init_dev(nvmevf_of_vdev(core_vdev));
+	nvmevf_lm_init_dev(nvmevf_of(core_vdev));
 	return 0;
 }
 
 static void nvmevf_pci_release_dev(struct vfio_device *core_vdev)
 {
-	nvmevf_lm_release_dev(nvmevf_of_vdev(core_vdev));
+	nvmevf_lm_release_dev(nvmevf_of(core_vdev));
 	vfio_pci_core_release_dev(core_vdev);
 }
 
 static int nvmevf_pci_open_device(struct vfio_device *core_vdev)
 {
-	struct nvmevf_pci_core_device *nvmevf = nvmevf_of_vdev(core_vdev);
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(core_vdev);
 	int ret;
 
 	ret = vfio_pci_core_enable(&nvmevf->core_device);
@@ -55,7 +49,7 @@ static int nvmevf_pci_open_device(struct vfio_device *core_vdev)
 
 static void nvmevf_pci_close_device(struct vfio_device *core_vdev)
 {
-	nvmevf_lm_close(nvmevf_of_vdev(core_vdev));
+	nvmevf_lm_close(nvmevf_of(core_vdev));
 	vfio_pci_core_close_device(core_vdev);
 }
 
@@ -180,7 +174,7 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 static void nvmevf_pci_remove(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
-	struct nvmevf_pci_core_device *nvmevf = nvmevf_of_vdev(&core_device->vdev);
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(&core_device->vdev);
 
 	vfio_pci_core_unregister_device(core_device);
 	if (nvmevf->pf)
@@ -195,7 +189,21 @@ static void nvmevf_pci_reset_done(struct pci_dev *pdev)
 	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
 
 	if (core_device)
-		nvmevf_lm_reset_done(nvmevf_of_vdev(&core_device->vdev));
+		nvmevf_lm_reset_done(nvmevf_of(&core_device->vdev));
+}
+
+static bool enable_sriov;
+module_param(enable_sriov, bool, 0644);
+MODULE_PARM_DESC(enable_sriov, "Enable support for SR-IOV configuration of a PF bound to this driver, as vfio-pci's parameter of that name does (default: N). Enabling SR-IOV on a PF typically requires support of the userspace PF driver, enabling VFs without such support may result in non-functional VFs or PF.");
+
+/* A PF bound to this driver (the id table matches it) works as with vfio-pci. */
+static int nvmevf_pci_sriov_configure(struct pci_dev *pdev, int nr_virtfn)
+{
+	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
+
+	if (!enable_sriov)
+		return -ENOENT;
+	return vfio_pci_core_sriov_configure(core_device, nr_virtfn);
 }
 
 static const struct pci_error_handlers nvmevf_pci_err_handlers = {
@@ -227,6 +235,7 @@ static struct pci_driver nvmevf_pci_driver = {
 	.id_table = nvmevf_pci_table,
 	.probe = nvmevf_pci_probe,
 	.remove = nvmevf_pci_remove,
+	.sriov_configure = nvmevf_pci_sriov_configure,
 	.err_handler = &nvmevf_pci_err_handlers,
 	.driver_managed_dma = true,
 };

@@ -57,11 +57,13 @@ enum nvmevf_phase {
 /**
  * struct nvmevf_lm_stats - migration statistics, shown in debugfs
  * @cmd: PF commands issued by the migration code (under state_mutex)
- * @failed_arcs: FSM arcs that failed and left the ERROR state
+ * @failed_arcs: FSM arcs that failed (ERROR or not)
  * @last_error: errno of the last failed arc
  * @duration_ns: last duration of each enum nvmevf_phase
  * @bytes_saved: bytes read from save files
  * @bytes_loaded: bytes written to resume files
+ * @files_holding: migration files whose data buffers are still allocated
+ *	(a disabled file frees them unless a read()/write() is copying)
  */
 struct nvmevf_lm_stats {
 	struct nvmevf_cmd_stats cmd;
@@ -70,6 +72,7 @@ struct nvmevf_lm_stats {
 	u64 duration_ns[NVMEVF_PH_NUM];
 	atomic64_t bytes_saved;
 	atomic64_t bytes_loaded;
+	atomic_t files_holding;
 };
 
 /* bits of nvmevf_pci_core_device::lm_flags */
@@ -87,13 +90,21 @@ struct nvmevf_lm_stats {
  * @csvi: index of NVMe controller state version 0 in the PF's CNS 20h
  * @csuuidi: index of @vs_uuid in the PF's CNS 20h
  * @vs_uuid: the vendor specific state format used (the PF's first)
+ * @nn: the PF's Identify Controller NN: no NSID above it exists
+ * @nvq: VQ resources of the VF at the last identity collection (CNS 15h)
+ * @nvi: VI resources of the VF, likewise
  * @state_mutex: serialises the FSM, the files and MIG_DATA_SIZE
  * @mig_state: current VFIO migration state (under @state_mutex)
  * @is_open: the vfio device is open (under @state_mutex)
+ * @lost: the failing arc or commit left the controller in an unknown state:
+ *	the device goes to ERROR (under @state_mutex)
+ * @resume_pending: a reset happened; the best-effort Resume that makes
+ *	RUNNING mean running is still to be sent (under @state_mutex)
  * @saving: the save file, in PRE_COPY(_P2P) and STOP_COPY
  * @resuming: the resume file, in RESUMING
  * @lm_flags: NVMEVF_LM_PF_EVENT, set from the PF notifier
  * @pf_work: handles a PF event under @state_mutex
+ * @reset_work: sends the Resume that follows a reset of the VF
  * @stats: migration statistics
  */
 struct nvmevf_pci_core_device {
@@ -108,25 +119,28 @@ struct nvmevf_pci_core_device {
 	u8 csvi;
 	u8 csuuidi;
 	uuid_t vs_uuid;
+	u32 nn;
+	u16 nvq;
+	u16 nvi;
 	struct mutex state_mutex;	/* FSM, files, PF commands */
 	enum vfio_device_mig_state mig_state;
 	bool is_open;
+	bool lost;
+	bool resume_pending;
 	struct nvmevf_migf *saving;
 	struct nvmevf_migf *resuming;
 	unsigned long lm_flags;
 	struct work_struct pf_work;
+	struct work_struct reset_work;
 	struct nvmevf_lm_stats stats;
 };
 
-/**
- * struct nvmevf_range - a range of IOVAs
- * @start: first byte
- * @len: length in bytes
- */
-struct nvmevf_range {
-	u64 start;
-	u64 len;
-};
+static inline struct nvmevf_pci_core_device *
+nvmevf_of(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct nvmevf_pci_core_device,
+			    core_device.vdev);
+}
 
 /*
  * ---- Migration stream (Documentation/stream.rst) ----
@@ -135,7 +149,7 @@ struct nvmevf_range {
  * Little endian throughout.
  */
 #define NVMEVF_STREAM_MAGIC	"NVMEVFLM"	/* 8 bytes, no NUL */
-#define NVMEVF_STREAM_VERSION	1
+#define NVMEVF_STREAM_VERSION	2
 /* the NVMe controller state version the driver parses */
 #define NVMEVF_NVME_STATE_VERSION	0
 
@@ -193,6 +207,12 @@ static_assert(sizeof(struct nvmevf_rec_hdr) == 16);
  * @nsze: namespace size in logical blocks
  * @nguid: namespace globally unique identifier
  * @eui64: IEEE extended unique identifier
+ * @uuid: namespace UUID (Namespace Identification Descriptor type 3h), all
+ *	zero when the PF reports none
+ *
+ * NSID, LBA format, metadata and NSZE are the structure of the namespace
+ * and must always match; NGUID, EUI64 and UUID are its identity, checked
+ * unless the ns_identity module parameter relaxes it.
  */
 struct nvmevf_compat_ns {
 	__le32 nsid;
@@ -202,8 +222,9 @@ struct nvmevf_compat_ns {
 	__le64 nsze;
 	u8 nguid[16];
 	u8 eui64[8];
+	u8 uuid[16];
 } __packed;
-static_assert(sizeof(struct nvmevf_compat_ns) == 40);
+static_assert(sizeof(struct nvmevf_compat_ns) == 56);
 
 /**
  * struct nvmevf_compat - payload of NVMEVF_REC_COMPAT
@@ -248,6 +269,8 @@ static_assert(sizeof(struct nvmevf_compat) == 32);
  * @state_version: NVMe controller state version used
  * @vs_uuid: vendor specific state format used
  * @nns: entries in @ns
+ * @check_identity: the compat check also compares the namespaces' NGUID,
+ *	EUI64 and UUID (the ns_identity module parameter)
  * @ns: namespaces attached to the VF, ascending NSID
  */
 struct nvmevf_dev_info {
@@ -260,6 +283,7 @@ struct nvmevf_dev_info {
 	u16 state_version;
 	uuid_t vs_uuid;
 	unsigned int nns;
+	bool check_identity;
 	struct nvmevf_compat_ns ns[NVMEVF_MAX_NS];
 };
 
@@ -339,17 +363,11 @@ void nvmevf_cmd_get_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid);
 void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
 			    u16 cntid);
-void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start);
-ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
-			       const struct nvmevf_range *ranges, u32 n);
-void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw);
 
 /* cmds.c: parsers and helpers */
 u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer);
 const struct nvme_lm_sec_ctrl_entry *
 nvmevf_sec_ctrl_find(const void *buf, size_t len, u16 vfn, u16 *last);
-int nvmevf_sec_ctrl_find_scid(const void *buf, size_t len, u16 vfn, u16 *scid,
-			      u16 *last);
 int nvmevf_parse_csf(const void *buf, size_t len, u16 version,
 		     const uuid_t *uuid, u8 *csvi, u8 *csuuidi);
 int nvmevf_csf_uuid(const void *buf, size_t len, unsigned int index,
@@ -359,6 +377,8 @@ bool nvmevf_ctrl_list_has(const void *buf, size_t len, u16 cntlid);
 int nvmevf_id_ns_parse(const void *buf, size_t len, u32 nsid,
 		       struct nvmevf_compat_ns *ns);
 int nvmevf_status_to_errno(int status);
+bool nvmevf_status_sent(int status);
+int nvmevf_ns_desc_uuid(const void *buf, size_t len, u8 *uuid);
 int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 		  unsigned int len, u32 *dw0, u32 *dw1);
 int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
@@ -367,7 +387,7 @@ int nvmevf_lookup_sec_ctrl(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
 			   struct nvme_lm_sec_ctrl_entry *entry);
 int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid);
 
-/* lm.c: stream encoding and validation (pure, KUnit tested) */
+/* stream.c: stream encoding and validation (pure, KUnit tested) */
 void nvmevf_stream_hdr_fill(struct nvmevf_stream_hdr *h);
 void nvmevf_rec_hdr_fill(struct nvmevf_rec_hdr *h, u32 tag, u32 flags,
 			 u64 size);
@@ -382,6 +402,7 @@ int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi);
 void nvmevf_reader_init(struct nvmevf_reader *rd,
 			const struct nvmevf_dev_info *dst);
 void nvmevf_reader_free(struct nvmevf_reader *rd);
+int nvmevf_reader_fail(struct nvmevf_reader *rd, int err);
 ssize_t nvmevf_reader_window(struct nvmevf_reader *rd, size_t want,
 			     void **dst);
 int nvmevf_reader_advance(struct nvmevf_reader *rd, size_t n);

@@ -39,7 +39,9 @@
 #define REC_LEN		16
 #define COMPAT_NVQ	8
 #define COMPAT_NS	32
+#define NS_NSZE		8
 #define NS_NGUID	16
+#define NS_UUID		40
 
 static uint16_t le16(const uint8_t *p)
 {
@@ -58,6 +60,23 @@ static void put_le64(uint8_t *p, uint64_t v)
 {
 	put_le32(p, (uint32_t)v);
 	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+#define PARAM_DIR	"/sys/module/nvme_vfio_pci/parameters/"
+
+static int write_param(const char *name, const char *val)
+{
+	char path[PATH_MAX];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), PARAM_DIR "%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = -errno;
+	close(fd);
+	return ret;
 }
 
 FIXTURE(mig) {
@@ -88,6 +107,7 @@ FIXTURE_TEARDOWN(mig)
 	int i;
 
 	vnl_lm_fault("nvme0", "none", 0, 6);
+	write_param("ns_identity", "Y");
 	for (i = 0; i < 2; i++) {
 		if (self->fd[i] >= 0)
 			close(self->fd[i]);
@@ -241,11 +261,22 @@ TEST_F(mig, illegal_arcs_and_error_recovery)
 	EXPECT_EQ(S_STOP_COPY, vnl_mig_get_state(d));
 	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
 
-	/* a garbage stream: RESUMING -> STOP fails and leaves ERROR */
+	/*
+	 * A garbage stream: RESUMING -> STOP fails, the device (untouched)
+	 * stays in RESUMING; a reset brings RUNNING back.
+	 */
 	memset(junk, 0xa5, sizeof(junk));
-	EXPECT_NE(0, load(d, junk, sizeof(junk), 64));
-	EXPECT_EQ(S_ERROR, vnl_mig_get_state(d));
+	EXPECT_EQ(-EINVAL, load(d, junk, sizeof(junk), 64));
+	EXPECT_EQ(S_RESUMING, vnl_mig_get_state(d));
 	EXPECT_NE(0, SET(1, S_RUNNING));
+	ASSERT_EQ(0, vnl_dev_reset(d)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+
+	/* ERROR: a Suspend that reached the device and failed */
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "suspend", 1, 0x6)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(-EIO, SET(1, S_RUNNING_P2P));
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(d));
+	EXPECT_EQ(-EINVAL, SET(1, S_RUNNING));
 	ASSERT_EQ(0, vnl_dev_reset(d)) TH_LOG("%s", vnl_err);
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
 	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], d, 16)) TH_LOG("%s", vnl_err);
@@ -442,7 +473,7 @@ static void m_magic(uint8_t **b, size_t *len)
 
 static void m_version(uint8_t **b, size_t *len)
 {
-	put_le32(*b + 8, 2);
+	put_le32(*b + 8, 3);
 }
 
 /* insert a record after the stream header */
@@ -494,7 +525,8 @@ static const struct bad_stream bad_streams[] = {
 
 /*
  * Each bad stream is refused with its documented errno; the destination
- * is untouched: after VFIO_DEVICE_RESET it takes a good stream and works.
+ * is untouched and stays in RESUMING: after VFIO_DEVICE_RESET it takes a
+ * good stream and works.
  */
 TEST_F(mig, negative_streams)
 {
@@ -521,8 +553,8 @@ TEST_F(mig, negative_streams)
 		ret = load(dst, bad, blen, 13);
 		EXPECT_EQ(bad_streams[i].err, ret)
 			TH_LOG("%s: %s", bad_streams[i].name, strerror(-ret));
-		EXPECT_EQ(S_ERROR, vnl_mig_get_state(dst))
-			TH_LOG("%s: RESUMING -> STOP did not fail", bad_streams[i].name);
+		EXPECT_EQ(S_RESUMING, vnl_mig_get_state(dst))
+			TH_LOG("%s: not left in RESUMING", bad_streams[i].name);
 		free(bad);
 		/* recover whatever state the failure left */
 		ASSERT_EQ(0, vnl_dev_reset(dst));
@@ -582,9 +614,11 @@ TEST_F(mig, reset_and_close_with_open_fd)
 
 /*
  * A fault at each migration command (from the device model) fails its arc
- * and leaves ERROR; VFIO_DEVICE_RESET brings RUNNING back.
+ * with the status's errno (Internal Error: -EIO).  Suspend and Resume
+ * reached the controller: ERROR, left by VFIO_DEVICE_RESET.  Get and Set
+ * Controller State did not change it: the device stays where it was.
  */
-TEST_F(mig, device_faults_leave_error)
+TEST_F(mig, device_faults)
 {
 	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
 	uint8_t *good;
@@ -597,26 +631,28 @@ TEST_F(mig, device_faults_leave_error)
 
 	/* Suspend: RUNNING -> RUNNING_P2P */
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "suspend", 1, 0x6)) TH_LOG("%s", vnl_err);
-	EXPECT_NE(0, SET(0, S_RUNNING_P2P));
+	EXPECT_EQ(-EIO, SET(0, S_RUNNING_P2P));
 	expect_error_then_reset(_metadata, src);
 
-	/* Get Controller State: STOP -> STOP_COPY */
+	/* Get Controller State: STOP -> STOP_COPY, the device stays in STOP */
 	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x6));
-	EXPECT_NE(0, vnl_mig_set_state(src, S_STOP_COPY, &fd));
-	expect_error_then_reset(_metadata, src);
+	EXPECT_EQ(-EIO, vnl_mig_set_state(src, S_STOP_COPY, &fd));
+	EXPECT_EQ(S_STOP, vnl_mig_get_state(src));
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
 
 	/* Resume: RUNNING_P2P -> RUNNING */
 	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING_P2P, NULL));
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "resume", 1, 0x6));
-	EXPECT_NE(0, SET(0, S_RUNNING));
+	EXPECT_EQ(-EIO, SET(0, S_RUNNING));
 	expect_error_then_reset(_metadata, src);
 
-	/* Set Controller State: RESUMING -> STOP, with a good stream */
+	/* Set Controller State: RESUMING, a good stream; the write fails */
 	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "set-state", 1, 0x6));
-	EXPECT_NE(0, load(dst, good, len, 4096));
-	expect_error_then_reset(_metadata, dst);
+	EXPECT_EQ(-EIO, load(dst, good, len, 4096));
+	EXPECT_EQ(S_RESUMING, vnl_mig_get_state(dst));
+	ASSERT_EQ(0, vnl_dev_reset(dst));
 	/* and without the fault the same stream loads */
 	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
 	EXPECT_EQ(0, load(dst, good, len, 4096));
@@ -705,6 +741,351 @@ TEST(vf_without_mmc_binds_without_migration)
 	vnl_dev_close(&d);
 	vnl_sysfs_write(vf, "driver/unbind", vf);
 	vnl_sysfs_write(vf, "driver_override", "\n");
+}
+
+/* 1 if the PF reports VF @i suspended (Get Controller State CSUP), else 0 */
+static int vf_suspended(struct vnl_rig *r, int i)
+{
+	uint8_t hdr[48];
+	uint32_t dw0 = 0;
+	int ret;
+
+	ret = vnl_lm_get_state(r->pffd, r->scid[i], 1, 1, 0, hdr, sizeof(hdr),
+			       &dw0);
+	if (ret)
+		return ret < 0 ? ret : -EIO;
+	return dw0 & 1;
+}
+
+/* write @pattern at @slba through @c and read it back */
+static int io_roundtrip(struct vnl_ctrl *c, void *data, uint64_t iova,
+			uint64_t slba, uint32_t seed)
+{
+	uint16_t nlb = VNL_PAGE / c->lba_size;
+	uint8_t expect[VNL_PAGE];
+	int ret;
+
+	vnl_fill_pattern(expect, VNL_PAGE, seed);
+	memcpy(data, expect, VNL_PAGE);
+	ret = vnl_rw(c, NVME_CMD_WRITE, 1, slba, nlb, iova);
+	if (ret)
+		return ret;
+	memset(data, 0, VNL_PAGE);
+	ret = vnl_rw(c, NVME_CMD_READ, 1, slba, nlb, iova);
+	if (ret)
+		return ret;
+	return memcmp(data, expect, VNL_PAGE) ? -EILSEQ : 0;
+}
+
+/*
+ * Error policy: a Get Controller State that fails at STOP -> STOP_COPY
+ * leaves STOP (not ERROR), and STOP -> RUNNING then works without a reset:
+ * the controller keeps its queues and does I/O.
+ */
+TEST_F(mig, failed_get_state_keeps_stop)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint64_t iova;
+	void *data;
+	int fd = -1;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(c, &self->dev[0], 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
+	data = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova);
+	ASSERT_NE(NULL, data);
+	ASSERT_EQ(0, io_roundtrip(c, data, iova, 500, 1));
+
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_STOP, NULL));
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x6)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(-EIO, vnl_mig_set_state(&self->dev[0], S_STOP_COPY, &fd));
+	EXPECT_EQ(S_STOP, vnl_mig_get_state(&self->dev[0]));
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_RUNNING, NULL));
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 501, 2));
+
+	/* PRE_COPY_P2P -> STOP_COPY failing keeps PRE_COPY_P2P */
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_PRE_COPY, &fd));
+	self->fd[0] = fd;
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "get-state", 1, 0x6));
+	EXPECT_EQ(-EIO, SET(0, S_STOP_COPY));
+	EXPECT_EQ(S_PRE_COPY_P2P, vnl_mig_get_state(&self->dev[0]));
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_RUNNING, NULL));
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 502, 3));
+}
+
+/*
+ * An Identify that fails during RUNNING -> PRE_COPY leaves RUNNING: the VF
+ * keeps doing I/O, and what QEMU does after a failed arc (set its
+ * recover state, RUNNING) succeeds instead of ending in a reset.
+ */
+TEST_F(mig, failed_precopy_keeps_running)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint64_t iova;
+	void *data;
+	int fd = -1;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(c, &self->dev[0], 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
+	data = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova);
+	ASSERT_NE(NULL, data);
+
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "identify-csf", 1, 0x6)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(-EIO, vnl_mig_set_state(&self->dev[0], S_PRE_COPY, &fd));
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev[0]));
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 510, 4));
+	/* QEMU's recovery: back to RUNNING */
+	EXPECT_EQ(0, SET(0, S_RUNNING));
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 511, 5));
+	/* and the migration can be tried again */
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_PRE_COPY, &fd));
+	close(fd);
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_RUNNING, NULL));
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 512, 6));
+}
+
+/*
+ * Commit on write: a stream the driver accepts but the device refuses
+ * (fault on Set Controller State) fails the write() that ends the stream
+ * with -EIO, the errno of the status (Internal Error), and RESUMING -> STOP
+ * fails with it too; the source, still in STOP, resumes and runs.
+ */
+TEST_F(mig, refused_state_fails_write)
+{
+	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint8_t *stream;
+	uint64_t iova;
+	size_t len;
+	void *data;
+	int fd;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(c, src, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
+	data = vnl_dma_alloc(src, VNL_PAGE, &iova);
+	ASSERT_NE(NULL, data);
+	ASSERT_EQ(0, io_roundtrip(c, data, iova, 520, 7));
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, src, &stream, &len));
+
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	ASSERT_EQ(0, set_state(_metadata, dst, S_RESUMING, &fd));
+	self->fd[1] = fd;
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "set-state", 1, 0x6)) TH_LOG("%s", vnl_err);
+	/* everything but the end record is accepted as it comes */
+	ASSERT_EQ(0, vnl_mig_write(fd, stream, len - REC_LEN, 4096));
+	EXPECT_EQ(-1, write(fd, stream + len - REC_LEN, REC_LEN));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_EQ(-EIO, SET(1, S_STOP));
+	EXPECT_EQ(S_RESUMING, vnl_mig_get_state(dst));
+
+	/* the source goes on */
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 521, 8));
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+	free(stream);
+}
+
+/* load @buf (changed at @off by XOR @x) into @d: the errno of the load */
+static int load_mutated(struct __test_metadata *_metadata, struct vnl_dev *d,
+			const uint8_t *buf, size_t len, size_t off, uint8_t x)
+{
+	uint8_t *b = malloc(len);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, buf, len);
+	b[off] ^= x;
+	ret = set_state(_metadata, d, S_STOP, NULL);
+	if (!ret)
+		ret = load(d, b, len, 4096);
+	free(b);
+	vnl_dev_reset(d);
+	return ret;
+}
+
+/*
+ * The namespace check: its structure (NSID, LBA format, metadata, NSZE) is
+ * always enforced; its identity (NGUID, EUI64, UUID) by default, and not
+ * with ns_identity=N (a namespace copied to another subsystem).
+ */
+TEST_F(mig, namespace_identity_policy)
+{
+	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
+	const size_t ns = HDR_LEN + REC_LEN + COMPAT_NS;
+	uint8_t *good;
+	size_t len;
+
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, src, &good, &len));
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
+
+	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_NGUID, 1));
+	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_UUID, 1));
+	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_NSZE, 1));
+	EXPECT_EQ(0, load_mutated(_metadata, dst, good, len, 0, 0));
+
+	ASSERT_EQ(0, write_param("ns_identity", "N"));
+	EXPECT_EQ(0, load_mutated(_metadata, dst, good, len, ns + NS_NGUID, 1));
+	EXPECT_EQ(0, load_mutated(_metadata, dst, good, len, ns + NS_UUID, 0x80));
+	EXPECT_EQ(0, load_mutated(_metadata, dst, good, len, ns + NS_NGUID + 20, 2));
+	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_NSZE, 1));
+	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + 4, 1));
+	ASSERT_EQ(0, write_param("ns_identity", "Y"));
+	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_NGUID, 1));
+	free(good);
+}
+
+/*
+ * A VF that already loaded a state (it has the source's I/O queues) takes
+ * a second one: STOP -> RESUMING resets the controller first.
+ * RESUMING -> STOP -> RESUMING -> STOP -> RUNNING, then the VF works.
+ */
+TEST_F(mig, second_load)
+{
+	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
+	uint8_t *stream;
+	size_t len;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], src, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[0], 1, 8, false, 0));
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, src, &stream, &len));
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
+
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	EXPECT_EQ(0, load(dst, stream, len, 4096));
+	EXPECT_EQ(S_STOP, vnl_mig_get_state(dst));
+	EXPECT_EQ(0, load(dst, stream, len, 4096));
+	EXPECT_EQ(S_STOP, vnl_mig_get_state(dst));
+	ASSERT_EQ(0, set_state(_metadata, dst, S_RUNNING, NULL));
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], dst, 16)) TH_LOG("%s", vnl_err);
+	free(stream);
+}
+
+/*
+ * Closing the device in STOP resumes the VF, also when the core cannot
+ * reset it (here: every reset method disabled through sysfs): the next
+ * user finds a controller that runs.
+ */
+TEST_F(mig, close_in_stop_resumes)
+{
+	struct vnl_dev *d = &self->dev[0];
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint64_t iova;
+	void *data;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(c, d, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	ASSERT_EQ(1, vf_suspended(&self->rig, 0));
+	ASSERT_EQ(0, vnl_sysfs_write(self->rig.bdf[0], "reset_method", "\n"))
+		TH_LOG("%s", vnl_err);
+	vnl_dev_close(d);
+	EXPECT_EQ(0, vf_suspended(&self->rig, 0));
+	ASSERT_EQ(0, vnl_sysfs_write(self->rig.bdf[0], "reset_method", "default"))
+		TH_LOG("%s", vnl_err);
+
+	ASSERT_EQ(0, vnl_dev_open(d, self->rig.bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_ctrl_enable(c, d, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
+	data = vnl_dma_alloc(d, VNL_PAGE, &iova);
+	ASSERT_NE(NULL, data);
+	EXPECT_EQ(0, io_roundtrip(c, data, iova, 530, 9));
+}
+
+/*
+ * The id table matches every NVMe function: a PF bound to nvme-vfio-pci
+ * works as with vfio-pci, SR-IOV configuration included (with the driver's
+ * enable_sriov, as vfio-pci's).  The rig's second PF is moved from
+ * vfio-pci to nvme-vfio-pci, creates a VF, and goes back.
+ */
+TEST(pf_bound_to_driver_creates_vf)
+{
+	char vf[32], pf[32], drv[PATH_MAX], path[PATH_MAX];
+	int vfn, ret;
+	ssize_t n;
+
+	ASSERT_EQ(0, find_other_vf(vf, sizeof(vf)))
+		TH_LOG("no VF of an NVMe PF on vfio-pci (the rig's second PF)");
+	ASSERT_EQ(0, vnl_pf_of_vf(vf, pf, sizeof(pf), &vfn)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "0")) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "driver/unbind", pf)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "driver_override", DRIVER));
+	ASSERT_EQ(0, vnl_probe_driver(pf));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", pf);
+	n = readlink(path, drv, sizeof(drv) - 1);
+	ASSERT_LT(0, n) TH_LOG("%s: not bound", pf);
+	drv[n] = 0;
+	EXPECT_NE(NULL, strstr(drv, DRIVER));
+
+	ASSERT_EQ(0, write_param("enable_sriov", "Y"));
+	ret = vnl_sysfs_write(pf, "sriov_numvfs", "1");
+	EXPECT_EQ(0, ret) TH_LOG("%s", vnl_err);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/virtfn0", pf);
+	EXPECT_EQ(0, access(path, F_OK)) TH_LOG("%s: no VF created", pf);
+
+	/* back to vfio-pci with one VF, as the rig set it up */
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "0"));
+	EXPECT_EQ(0, write_param("enable_sriov", "N"));
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "driver/unbind", pf));
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "driver_override", "vfio-pci"));
+	EXPECT_EQ(0, vnl_probe_driver(pf));
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, access(path, F_OK));
+}
+
+/* a "name: value" line of the driver's migration/nvme debugfs file */
+static long debugfs_stat(const char *bdf, const char *name)
+{
+	char path[PATH_MAX], line[256];
+	size_t n = strlen(name);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/vfio/%s/migration/nvme", bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 0);
+	fclose(f);
+	return v;
+}
+
+/*
+ * A file's buffers go when the file is disabled (the device left the
+ * state), not when the user closes it: the fd stays open here.
+ */
+TEST_F(mig, disabled_file_frees_buffers)
+{
+	struct vnl_dev *d = &self->dev[0];
+	const char *bdf = self->rig.bdf[0];
+	uint8_t buf[16];
+	int fd;
+
+	ASSERT_EQ(0, debugfs_stat(bdf, "files_holding_buffers"));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
+	self->fd[0] = fd;
+	ASSERT_EQ(10, read(fd, buf, 10));
+	EXPECT_EQ(1, debugfs_stat(bdf, "files_holding_buffers"));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	EXPECT_EQ(0, debugfs_stat(bdf, "files_holding_buffers"));
+	EXPECT_EQ(-1, read(fd, buf, 1));
+	EXPECT_EQ(ENODEV, errno);
+
+	ASSERT_EQ(0, set_state(_metadata, d, S_RESUMING, &fd));
+	self->fd[1] = fd;
+	ASSERT_EQ(4, write(fd, "NVME", 4));
+	EXPECT_EQ(1, debugfs_stat(bdf, "files_holding_buffers"));
+	ASSERT_EQ(0, vnl_dev_reset(d));
+	EXPECT_EQ(0, debugfs_stat(bdf, "files_holding_buffers"));
+	EXPECT_EQ(-1, write(fd, "V", 1));
+	EXPECT_EQ(ENODEV, errno);
 }
 
 TEST_HARNESS_MAIN

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * KUnit tests of the migration stream: the incremental parser and the checks
- * against the destination VF (lm.c, Documentation/stream.rst).
+ * against the destination VF (stream.c, Documentation/stream.rst).
  */
 #include <kunit/test.h>
+#include <linux/module.h>
 #include <linux/bitfield.h>
 #include <linux/nvme-lm.h>
 #include <linux/unaligned.h>
@@ -72,6 +73,7 @@ static void t_ns(struct nvmevf_compat_ns *ns, u32 nsid)
 	ns->nsze = cpu_to_le64(131072);
 	memset(ns->nguid, 0x40 + nsid, sizeof(ns->nguid));
 	memset(ns->eui64, 0x50 + nsid, sizeof(ns->eui64));
+	memset(ns->uuid, 0x60 + nsid, sizeof(ns->uuid));
 }
 
 static void t_info(struct nvmevf_dev_info *info)
@@ -85,6 +87,7 @@ static void t_info(struct nvmevf_dev_info *info)
 	info->state_version = 0;
 	uuid_copy(&info->vs_uuid, &t_uuid);
 	info->nns = 1;
+	info->check_identity = true;
 	t_ns(&info->ns[0], 1);
 }
 
@@ -344,6 +347,12 @@ static void lm_newer_version_test(struct kunit *test)
 	t_compat(t);
 	KUNIT_EXPECT_EQ(test, t_feed_all(t), -EPROTONOSUPPORT);
 	KUNIT_EXPECT_EQ(test, nvmevf_reader_finish(&t->rd), -EPROTONOSUPPORT);
+
+	/* nor an older one: version 1 had other namespace entries */
+	t_reset(t);
+	t_stream_hdr(t, 1);
+	t_compat(t);
+	KUNIT_EXPECT_EQ(test, t_feed_all(t), -EPROTONOSUPPORT);
 }
 
 static void lm_unknown_tag_test(struct kunit *test)
@@ -523,8 +532,12 @@ static void lm_namespace_mismatch_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nvmevf_reader_finish(&t->rd), -EREMOTEIO);
 	t_ns(&t->src->ns[0], 1);
 
-	/* another EUI64, size, LBA data size, metadata size, NSID */
+	/* another EUI64, UUID, size, LBA data size, metadata size, NSID */
 	t->src->ns[0].eui64[0] ^= 1;
+	t_valid(t);
+	KUNIT_EXPECT_EQ(test, t_feed_all(t), -EREMOTEIO);
+	t_ns(&t->src->ns[0], 1);
+	t->src->ns[0].uuid[7] ^= 1;
 	t_valid(t);
 	KUNIT_EXPECT_EQ(test, t_feed_all(t), -EREMOTEIO);
 	t_ns(&t->src->ns[0], 1);
@@ -641,6 +654,30 @@ static void lm_record_order_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nvmevf_reader_finish(&t->rd), -EINVAL);
 }
 
+/* Without the identity check only the namespace structure must match. */
+static void lm_namespace_identity_relaxed_test(struct kunit *test)
+{
+	struct lm_test *t = test->priv;
+
+	t->dst->check_identity = false;
+	t->src->ns[0].nguid[3] ^= 1;
+	t->src->ns[0].eui64[1] ^= 1;
+	t->src->ns[0].uuid[15] ^= 1;
+	t_valid(t);
+	KUNIT_EXPECT_EQ(test, t_feed_all(t), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_reader_finish(&t->rd), 0);
+
+	/* the structure is still checked */
+	t_ns(&t->src->ns[0], 1);
+	t->src->ns[0].nsze = cpu_to_le64(131073);
+	t_valid(t);
+	KUNIT_EXPECT_EQ(test, t_feed_all(t), -EREMOTEIO);
+	t_ns(&t->src->ns[0], 1);
+	t->src->ns[0].flags ^= NVMEVF_NS_F_EXT_LBA;
+	t_valid(t);
+	KUNIT_EXPECT_EQ(test, t_feed_all(t), -EREMOTEIO);
+}
+
 static struct kunit_case nvmevf_lm_test_cases[] = {
 	KUNIT_CASE(lm_valid_stream_test),
 	KUNIT_CASE(lm_split_writes_test),
@@ -652,6 +689,7 @@ static struct kunit_case nvmevf_lm_test_cases[] = {
 	KUNIT_CASE(lm_queue_resources_test),
 	KUNIT_CASE(lm_state_malformed_test),
 	KUNIT_CASE(lm_namespace_mismatch_test),
+	KUNIT_CASE(lm_namespace_identity_relaxed_test),
 	KUNIT_CASE(lm_device_mismatch_test),
 	KUNIT_CASE(lm_record_order_test),
 	{}
@@ -665,3 +703,7 @@ static struct kunit_suite nvmevf_lm_test_suite = {
 };
 
 kunit_test_suite(nvmevf_lm_test_suite);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("KUnit tests of nvme-vfio-pci: command encoders, parsers, the migration stream");
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
