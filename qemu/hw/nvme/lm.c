@@ -50,7 +50,8 @@ static const uint8_t nvme_lm_vs_uuid[16] = {
 
 #define NVME_LM_NVMECS_VERSION      0x0000  /* CNS 20h index 1 */
 #define NVME_LM_VS_MAGIC            0x4d4c4551  /* "QELM" */
-#define NVME_LM_VS_VERSION          1
+#define NVME_LM_VS_VERSION          2   /* what Get produces */
+#define NVME_LM_VS_VERSION_1        1   /* still accepted by Set */
 
 /* Migration Send SEL, Migration Receive SEL, Track Send SEL, CDQ SEL */
 enum {
@@ -201,6 +202,19 @@ typedef struct QEMU_PACKED NvmeLmVsHdr {
 #define NVME_LM_VS_SUSPENDED        (1 << 2)
 #define NVME_LM_VS_TS_HOST          (1 << 3)
 
+/* Vendor specific state, version 2: the version 1 header, then this */
+typedef struct QEMU_PACKED NvmeLmVsHdr2 {
+    uint16_t nchns;             /* 128: Changed Namespace List entries */
+    uint16_t nerr;              /* 130: Error Recovery entries */
+    uint32_t rsvd132;           /* 132 */
+} NvmeLmVsHdr2;
+
+/* One namespace's Error Recovery feature (05h) value */
+typedef struct QEMU_PACKED NvmeLmVsErrRec {
+    uint32_t nsid;
+    uint32_t err_rec;           /* CDW11 as set: DULBE bit 16, TLER 15:0 */
+} NvmeLmVsErrRec;
+
 typedef struct QEMU_PACKED NvmeLmVsEvent {
     uint8_t  type;
     uint8_t  info;
@@ -268,6 +282,8 @@ QEMU_BUILD_BUG_ON(sizeof(NvmeLmNvmeState) != 8);
 QEMU_BUILD_BUG_ON(sizeof(NvmeLmSqState) != 24);
 QEMU_BUILD_BUG_ON(sizeof(NvmeLmCqState) != 24);
 QEMU_BUILD_BUG_ON(sizeof(NvmeLmVsHdr) != 128);
+QEMU_BUILD_BUG_ON(sizeof(NvmeLmVsHdr) + sizeof(NvmeLmVsHdr2) != 136);
+QEMU_BUILD_BUG_ON(sizeof(NvmeLmVsErrRec) != 8);
 QEMU_BUILD_BUG_ON(sizeof(NvmeLmVsEvent) != 8);
 QEMU_BUILD_BUG_ON(sizeof(NvmeLmVsCqe) != 16);
 QEMU_BUILD_BUG_ON(sizeof(NvmeLmTrackMem) != 8);
@@ -1560,11 +1576,37 @@ static uint32_t nvme_lm_count_pending_cqes(NvmeCtrl *t)
     return count;
 }
 
-static inline uint64_t nvme_lm_vs_size(uint64_t naer, uint64_t nevt,
-                                       uint64_t ncqe)
+/* Vendor state lengths: the fixed header, then the variable lists */
+typedef struct NvmeLmVsCounts {
+    uint64_t hdrlen;
+    uint64_t naer, nevt, ncqe;
+    uint64_t nchns, nerr;       /* version 2 */
+} NvmeLmVsCounts;
+
+static inline uint64_t nvme_lm_vs_size(const NvmeLmVsCounts *c)
 {
-    return sizeof(NvmeLmVsHdr) + ROUND_UP(naer * sizeof(uint16_t), 4) +
-           nevt * sizeof(NvmeLmVsEvent) + ncqe * sizeof(NvmeLmVsCqe);
+    return c->hdrlen + ROUND_UP(c->naer * sizeof(uint16_t), 4) +
+           c->nevt * sizeof(NvmeLmVsEvent) + c->ncqe * sizeof(NvmeLmVsCqe) +
+           c->nchns * sizeof(uint32_t) + c->nerr * sizeof(NvmeLmVsErrRec);
+}
+
+/* NSIDs in the Changed Namespace List (the changed_nsids bitmap) */
+static uint32_t nvme_lm_count_chns(NvmeCtrl *t)
+{
+    return bitmap_count_one_with_offset(t->changed_nsids, 1,
+                                        NVME_MAX_NAMESPACES);
+}
+
+/* Namespaces attached to the controller */
+static uint32_t nvme_lm_count_ns(NvmeCtrl *t)
+{
+    uint32_t count = 0;
+
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
+        count += !!nvme_ns(t, i);
+    }
+
+    return count;
 }
 
 static bool nvme_lm_vwc(NvmeCtrl *t)
@@ -1641,13 +1683,17 @@ static void nvme_lm_fill_nvmecs(NvmeCtrl *t, uint8_t *p, uint16_t nsq,
 }
 
 static void nvme_lm_fill_vs(NvmeCtrl *t, uint8_t *p, uint64_t size,
-                            uint32_t naer, uint32_t nevt, uint32_t ncqe)
+                            const NvmeLmVsCounts *c)
 {
     NvmeLmVsHdr *h = (NvmeLmVsHdr *)p;
-    uint16_t *cids = (uint16_t *)(p + sizeof(*h));
-    NvmeLmVsEvent *evts = (NvmeLmVsEvent *)(p + sizeof(*h) +
+    NvmeLmVsHdr2 *h2 = (NvmeLmVsHdr2 *)(p + sizeof(*h));
+    uint32_t naer = c->naer, nevt = c->nevt, ncqe = c->ncqe;
+    uint16_t *cids = (uint16_t *)(p + c->hdrlen);
+    NvmeLmVsEvent *evts = (NvmeLmVsEvent *)(p + c->hdrlen +
                                             ROUND_UP(naer * 2, 4));
     NvmeLmVsCqe *cqes = (NvmeLmVsCqe *)(evts + nevt);
+    uint8_t *chns = (uint8_t *)(cqes + ncqe);
+    NvmeLmVsErrRec *errs = (NvmeLmVsErrRec *)(chns + 4 * c->nchns);
     NvmeAsyncEvent *event;
     uint16_t flags = 0;
     uint32_t k;
@@ -1668,7 +1714,7 @@ static void nvme_lm_fill_vs(NvmeCtrl *t, uint8_t *p, uint64_t size,
 
     h->magic = cpu_to_le32(NVME_LM_VS_MAGIC);
     h->version = cpu_to_le16(NVME_LM_VS_VERSION);
-    h->hdrlen = cpu_to_le16(sizeof(*h));
+    h->hdrlen = cpu_to_le16(c->hdrlen);
     h->size = cpu_to_le32(size);
     h->cntlid = cpu_to_le16(t->cntlid);
     h->flags = cpu_to_le16(flags);
@@ -1753,6 +1799,30 @@ static void nvme_lm_fill_vs(NvmeCtrl *t, uint8_t *p, uint64_t size,
             k++;
         }
     }
+
+    h2->nchns = cpu_to_le16(c->nchns);
+    h2->nerr = cpu_to_le16(c->nerr);
+
+    /* the Changed Namespace List, ascending (not cleared by the Get) */
+    k = 0;
+    for (unsigned long i = find_next_bit(t->changed_nsids,
+                                         NVME_CHANGED_NSID_SIZE, 1);
+         i < NVME_CHANGED_NSID_SIZE && k < c->nchns;
+         i = find_next_bit(t->changed_nsids, NVME_CHANGED_NSID_SIZE, i + 1)) {
+        stl_le_p(chns + 4 * k++, i);
+    }
+
+    /* Error Recovery of every attached namespace, ascending NSID */
+    k = 0;
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES && k < c->nerr; i++) {
+        NvmeNamespace *ns = nvme_ns(t, i);
+
+        if (ns) {
+            errs[k].nsid = cpu_to_le32(i);
+            errs[k].err_rec = cpu_to_le32(ns->features.err_rec);
+            k++;
+        }
+    }
 }
 
 /* The whole Controller State data structure; *plen is its size */
@@ -1761,7 +1831,7 @@ static uint8_t *nvme_lm_build_state(NvmeCtrl *t, bool nvmecs, bool vs,
 {
     NvmeLmStateHdr *hdr;
     uint16_t nsq = 0, ncq = 0;
-    uint32_t naer = 0, nevt = 0, ncqe = 0;
+    NvmeLmVsCounts c = {};
     uint64_t nvmecs_len = 0, vs_len = 0;
     uint8_t *buf;
 
@@ -1772,18 +1842,21 @@ static uint8_t *nvme_lm_build_state(NvmeCtrl *t, bool nvmecs, bool vs,
     }
 
     if (vs) {
-        naer = t->outstanding_aers;
-        nevt = MIN(t->aer_queued, UINT16_MAX);
+        c.hdrlen = sizeof(NvmeLmVsHdr) + sizeof(NvmeLmVsHdr2);
+        c.naer = t->outstanding_aers;
+        c.nevt = MIN(t->aer_queued, UINT16_MAX);
         /*
          * Events raised while suspended (an invalid doorbell write...)
          * stay with this controller: the state of a suspended controller
          * is the snapshot of the moment it stopped, for every Get.
          */
         if (t->lm->state == NVME_LM_SUSPENDED) {
-            nevt = MIN(nevt, t->lm->suspend_nevt);
+            c.nevt = MIN(c.nevt, t->lm->suspend_nevt);
         }
-        ncqe = nvme_lm_count_pending_cqes(t);
-        vs_len = nvme_lm_vs_size(naer, nevt, ncqe);
+        c.ncqe = nvme_lm_count_pending_cqes(t);
+        c.nchns = nvme_lm_count_chns(t);
+        c.nerr = nvme_lm_count_ns(t);
+        vs_len = nvme_lm_vs_size(&c);
     }
 
     *plen = sizeof(*hdr) + nvmecs_len + vs_len;
@@ -1800,8 +1873,7 @@ static uint8_t *nvme_lm_build_state(NvmeCtrl *t, bool nvmecs, bool vs,
     }
 
     if (vs) {
-        nvme_lm_fill_vs(t, buf + sizeof(*hdr) + nvmecs_len, vs_len, naer,
-                        nevt, ncqe);
+        nvme_lm_fill_vs(t, buf + sizeof(*hdr) + nvmecs_len, vs_len, &c);
     }
 
     return buf;
@@ -1850,6 +1922,16 @@ static uint16_t nvme_lm_get_state(NvmeCtrl *n, NvmeRequest *req)
     }
 
     /*
+     * NVMe state without the vendor state cannot carry completions not
+     * yet posted nor outstanding AERs: refuse rather than drop them.  The
+     * bare header (CSVI = CSUUIDI = 0) describes no state and is returned.
+     */
+    if (csvi && !csuuidi &&
+        (t->outstanding_aers || nvme_lm_count_pending_cqes(t))) {
+        return NVME_CMD_SEQ_ERROR | NVME_DNR;
+    }
+
+    /*
      * Fault injection of a malformed state: a command that returns the
      * NIOSQ field of the NVMe state gets it off by one (and succeeds).
      */
@@ -1890,7 +1972,11 @@ typedef struct NvmeLmParsed {
     const uint16_t *cids;
     const NvmeLmVsEvent *evts;
     const NvmeLmVsCqe *cqes;
+    const uint8_t *chns;        /* version 2: NSIDs, 4 bytes each */
+    const NvmeLmVsErrRec *errs; /* version 2 */
     uint32_t naer, nevt, ncqe;
+    uint32_t nchns, nerr;
+    uint16_t ioqpairs;          /* I/O queue pairs after commit */
 
     bool nvmecs;
     uint16_t nsq, ncq;
@@ -1914,9 +2000,14 @@ static uint64_t nvme_lm_state_max(NvmeCtrl *t)
     uint64_t nq = t->conf_ioqpairs;
     uint64_t qent = (uint64_t)NVME_CAP_MQES(ldq_le_p(&t->bar.cap)) + 1;
     uint64_t nvmecs = sizeof(NvmeLmNvmeState) + 2 * nq * sizeof(NvmeLmSqState);
-    uint64_t vs = nvme_lm_vs_size(t->params.aerl + 1,
-                                  MIN(t->params.aer_max_queued, UINT16_MAX),
-                                  0) +
+    NvmeLmVsCounts c = {
+        .hdrlen = sizeof(NvmeLmVsHdr) + sizeof(NvmeLmVsHdr2),
+        .naer = t->params.aerl + 1,
+        .nevt = MIN(t->params.aer_max_queued, UINT16_MAX),
+        .nchns = NVME_MAX_NAMESPACES,
+        .nerr = NVME_MAX_NAMESPACES,
+    };
+    uint64_t vs = nvme_lm_vs_size(&c) +
                   (4096 + nq * qent) * sizeof(NvmeLmVsCqe);
 
     return sizeof(NvmeLmStateHdr) + nvmecs + vs;
@@ -1942,23 +2033,37 @@ static uint16_t nvme_lm_parse_vs(NvmeCtrl *t, const uint8_t *p, uint64_t len,
                                  NvmeLmParsed *ps)
 {
     const NvmeLmVsHdr *h = (const NvmeLmVsHdr *)p;
+    const NvmeLmVsHdr2 *h2 = (const NvmeLmVsHdr2 *)(p + sizeof(*h));
     uint64_t cap = ldq_le_p(&t->bar.cap);
-    uint32_t cc, aqa, asqs, acqs;
-    uint16_t flags;
+    NvmeLmVsCounts c = {};
+    uint32_t cc, aqa, asqs, acqs, nq, prev;
+    uint16_t flags, version;
 
-    if (len < sizeof(*h) || le32_to_cpu(h->magic) != NVME_LM_VS_MAGIC ||
-        le16_to_cpu(h->version) != NVME_LM_VS_VERSION ||
-        le16_to_cpu(h->hdrlen) != sizeof(*h)) {
+    if (len < sizeof(*h) || le32_to_cpu(h->magic) != NVME_LM_VS_MAGIC) {
         NVME_LM_BAD("unknown vendor specific state format");
         return NVME_INVALID_FIELD | NVME_DNR;
     }
 
-    ps->naer = le16_to_cpu(h->naer);
-    ps->nevt = le16_to_cpu(h->nevt);
-    ps->ncqe = le32_to_cpu(h->ncqe);
+    version = le16_to_cpu(h->version);
+    c.hdrlen = le16_to_cpu(h->hdrlen);
 
-    if (le32_to_cpu(h->size) != len ||
-        nvme_lm_vs_size(ps->naer, ps->nevt, ps->ncqe) != len) {
+    if (!((version == NVME_LM_VS_VERSION_1 && c.hdrlen == sizeof(*h)) ||
+          (version == NVME_LM_VS_VERSION &&
+           c.hdrlen == sizeof(*h) + sizeof(*h2) && len >= c.hdrlen &&
+           !h2->rsvd132))) {
+        NVME_LM_BAD("unknown vendor specific state version %u", version);
+        return NVME_INVALID_FIELD | NVME_DNR;
+    }
+
+    c.naer = ps->naer = le16_to_cpu(h->naer);
+    c.nevt = ps->nevt = le16_to_cpu(h->nevt);
+    c.ncqe = ps->ncqe = le32_to_cpu(h->ncqe);
+    if (version == NVME_LM_VS_VERSION) {
+        c.nchns = ps->nchns = le16_to_cpu(h2->nchns);
+        c.nerr = ps->nerr = le16_to_cpu(h2->nerr);
+    }
+
+    if (le32_to_cpu(h->size) != len || nvme_lm_vs_size(&c) != len) {
         NVME_LM_BAD("vendor specific state size mismatch");
         return NVME_INVALID_FIELD | NVME_DNR;
     }
@@ -1974,15 +2079,63 @@ static uint16_t nvme_lm_parse_vs(NvmeCtrl *t, const uint8_t *p, uint64_t len,
         return NVME_INVALID_FIELD | NVME_DNR;
     }
 
+    /* Number of Queues as the source reported it: from its queue pairs */
+    ps->ioqpairs = le16_to_cpu(h->conf_ioqpairs);
+    nq = ps->ioqpairs ? (ps->ioqpairs - 1) | ((ps->ioqpairs - 1) << 16) : 0;
+    if (le32_to_cpu(h->num_queues) != nq) {
+        NVME_LM_BAD("Number of Queues %#x does not match %u queue pairs",
+                    le32_to_cpu(h->num_queues), ps->ioqpairs);
+        return NVME_INVALID_FIELD | NVME_DNR;
+    }
+
     ps->vh = h;
-    ps->cids = (const uint16_t *)(p + sizeof(*h));
-    ps->evts = (const NvmeLmVsEvent *)(p + sizeof(*h) +
+    ps->cids = (const uint16_t *)(p + c.hdrlen);
+    ps->evts = (const NvmeLmVsEvent *)(p + c.hdrlen +
                                        ROUND_UP(ps->naer * 2, 4));
     ps->cqes = (const NvmeLmVsCqe *)(ps->evts + ps->nevt);
+    ps->chns = (const uint8_t *)(ps->cqes + ps->ncqe);
+    ps->errs = (const NvmeLmVsErrRec *)(ps->chns + 4 * ps->nchns);
 
     for (uint32_t i = 0; i < ps->nevt; i++) {
         if (ps->evts[i].type > NVME_AER_TYPE_VENDOR_SPECIFIC) {
             NVME_LM_BAD("bad event type %u", ps->evts[i].type);
+            return NVME_INVALID_FIELD | NVME_DNR;
+        }
+    }
+
+    /* Changed Namespace List: valid NSIDs, strictly ascending */
+    prev = 0;
+    for (uint32_t i = 0; i < ps->nchns; i++) {
+        uint32_t nsid = ldl_le_p(ps->chns + 4 * i);
+
+        if (nsid <= prev || nsid > NVME_MAX_NAMESPACES) {
+            NVME_LM_BAD("changed namespace list: bad NSID %u", nsid);
+            return NVME_INVALID_FIELD | NVME_DNR;
+        }
+        prev = nsid;
+    }
+
+    /*
+     * Error Recovery: strictly ascending NSIDs of namespaces attached to
+     * the target; DULBE only where the namespace supports it (Set
+     * Features keeps 0 elsewhere).
+     */
+    prev = 0;
+    for (uint32_t i = 0; i < ps->nerr; i++) {
+        uint32_t nsid = le32_to_cpu(ps->errs[i].nsid);
+        uint32_t err_rec = le32_to_cpu(ps->errs[i].err_rec);
+        NvmeNamespace *ns;
+
+        if (nsid <= prev || nsid > NVME_MAX_NAMESPACES) {
+            NVME_LM_BAD("error recovery: bad NSID %u", nsid);
+            return NVME_INVALID_FIELD | NVME_DNR;
+        }
+        prev = nsid;
+
+        ns = nvme_ns(t, nsid);
+        if (!ns || (err_rec && !NVME_ID_NS_NSFEAT_DULBE(ns->id_ns.nsfeat))) {
+            NVME_LM_BAD("error recovery: namespace %u not attached or "
+                        "without DULBE support", nsid);
             return NVME_INVALID_FIELD | NVME_DNR;
         }
     }
@@ -2075,7 +2228,7 @@ static uint16_t nvme_lm_parse_q(NvmeCtrl *t, NvmeLmParsed *ps, bool sq,
         }
     }
 
-    if (!q->qid || q->qid <= prev_qid || q->qid > t->conf_ioqpairs) {
+    if (!q->qid || q->qid <= prev_qid || q->qid > ps->ioqpairs) {
         NVME_LM_BAD("%s qid %u out of order or beyond resources",
                     sq ? "SQ" : "CQ", q->qid);
         return NVME_INVALID_FIELD | NVME_DNR;
@@ -2132,7 +2285,7 @@ static uint16_t nvme_lm_parse_nvmecs(NvmeCtrl *t, const uint8_t *p,
         return NVME_INVALID_FIELD | NVME_DNR;
     }
 
-    if (ps->nsq > t->conf_ioqpairs || ps->ncq > t->conf_ioqpairs) {
+    if (ps->nsq > ps->ioqpairs || ps->ncq > ps->ioqpairs) {
         NVME_LM_BAD("more queues than the target has resources for");
         return NVME_INVALID_FIELD | NVME_DNR;
     }
@@ -2349,6 +2502,29 @@ static uint16_t nvme_lm_apply(NvmeCtrl *t, NvmeLmParsed *ps)
 
         stl_le_p(&t->bar.csts, csts);
         nvme_lm_apply_features(t, h);
+
+        /*
+         * The source's I/O queue pairs (<= the target's): Number of
+         * Queues reports and Create I/O SQ/CQ allow what the source's
+         * host was granted, until a function level reset gives the
+         * target its own resources back.
+         */
+        t->conf_ioqpairs = ps->ioqpairs;
+
+        /* version 1 carries no list: empty */
+        bitmap_zero(t->changed_nsids, NVME_CHANGED_NSID_SIZE);
+        for (uint32_t i = 0; i < ps->nchns; i++) {
+            set_bit(ldl_le_p(ps->chns + 4 * i), t->changed_nsids);
+        }
+
+        for (uint32_t i = 0; i < ps->nerr; i++) {
+            NvmeNamespace *ns = nvme_ns(t, le32_to_cpu(ps->errs[i].nsid));
+
+            /* verified attached; a nested bottom half may have detached it */
+            if (ns) {
+                ns->features.err_rec = le32_to_cpu(ps->errs[i].err_rec);
+            }
+        }
     }
 
     /* completion queues before the submission queues bound to them */
@@ -2458,6 +2634,7 @@ static uint16_t nvme_lm_commit(NvmeCtrl *t, NvmeLmSetSeq *seq)
     ps.en = nvme_lm_enabled(t);
     ps.cc = ldl_le_p(&t->bar.cc);
     ps.psz = t->page_size;
+    ps.ioqpairs = t->conf_ioqpairs;
 
     if (vs_len) {
         status = nvme_lm_parse_vs(t, vs, vs_len, &ps);

@@ -44,12 +44,23 @@ static uint64_t le64(const uint8_t *p)
 	return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* Set Features through the PF's admin queue */
+static int set_feature_pf(int fd, uint8_t fid, uint32_t nsid, uint32_t cdw11)
+{
+	uint32_t cdw[6] = { fid, cdw11 };
+
+	return vnl_pf_cmd(fd, NVME_ADM_SET_FEATURES, nsid, cdw, NULL, 0, NULL);
+}
+
 FIXTURE(mmc) {
 	struct vnl_rig rig;
 	struct vnl_dev dev[2];
 	struct vnl_ctrl ctrl[2];
 	bool suspended[2];
 	bool tracking;
+	bool err_rec_set;	/* namespace 1 Error Recovery changed */
+	uint16_t vf1_nvq;	/* VF1's VQ/VI resources to restore, or 0 */
+	uint16_t vf1_nvi;
 };
 
 FIXTURE_SETUP(mmc)
@@ -74,6 +85,12 @@ FIXTURE_TEARDOWN(mmc)
 		if (self->dev[i].device_fd >= 0)
 			vnl_dev_close(&self->dev[i]);
 	}
+	/* the namespace object is shared by every controller: back to 0 */
+	if (self->err_rec_set)
+		set_feature_pf(self->rig.pffd, 0x05, 1, 0);
+	if (self->vf1_nvq)
+		vnl_pf_vf_online(self->rig.pffd, self->rig.pf, self->rig.vfn[0] - 1,
+				 self->vf1_nvq, self->vf1_nvi, NULL);
 	vnl_rig_close(&self->rig);
 }
 
@@ -134,6 +151,96 @@ static bool cq_pending(struct vnl_queue *q)
 	return (__atomic_load_n(&q->cq[q->cq_head].status, __ATOMIC_ACQUIRE) & 1) ==
 		q->phase;
 }
+
+/* Get Features on a VF's admin queue; DW0 in @dw0 */
+static int get_feature(struct vnl_ctrl *c, uint8_t fid, uint32_t nsid, uint32_t *dw0)
+{
+	struct vnl_sqe sqe = { .opc = 0x0a, .nsid = nsid, .cdw10 = fid };
+	struct vnl_cqe cqe = {};
+	int ret = vnl_cmd(c, &c->aq, &sqe, &cqe);
+
+	*dw0 = cqe.dw0;
+	return ret;
+}
+
+/* Get Log Page of @len bytes (<= 4096) into the controller's admin page */
+static int get_log_page(struct vnl_ctrl *c, uint8_t lid, bool rae, uint32_t len)
+{
+	struct vnl_sqe sqe = {
+		.opc = 0x02,
+		.prp1 = c->buf_iova,
+		.cdw10 = (len / 4 - 1) << 16 | (rae ? 1u << 15 : 0) | lid,
+	};
+
+	memset(c->buf, 0xff, VNL_PAGE);
+	return vnl_cmd(c, &c->aq, &sqe, NULL);
+}
+
+/* Namespace Attachment (15h) through the PF for one controller */
+static int ns_attach_pf(int fd, uint32_t nsid, uint16_t cntlid, bool attach)
+{
+	uint16_t list[2048] = { 1, cntlid };
+	uint32_t cdw[6] = { attach ? 0 : 1 };
+
+	return vnl_pf_cmd(fd, 0x15, nsid, cdw, list, sizeof(list), NULL);
+}
+
+/* VQ and VI resources of a secondary controller, from the PF's CNS 15h */
+static int sec_ctrl_res(int fd, uint16_t scid, uint16_t *nvq, uint16_t *nvi)
+{
+	uint32_t cdw[6] = { (uint32_t)scid << 16 | 0x15 };
+	uint8_t *buf = calloc(1, 4096);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = vnl_pf_cmd(fd, NVME_ADM_IDENTIFY, 0, cdw, buf, 4096, NULL);
+	if (!ret && (!buf[0] || le16(buf + 32) != scid))
+		ret = -ENOENT;
+	if (!ret) {
+		*nvq = le16(buf + 32 + 10);
+		*nvi = le16(buf + 32 + 12);
+	}
+	free(buf);
+	return ret;
+}
+
+/*
+ * Migrate the suspended @state onto VF2 (@dev[1]): open it unless
+ * @vf2_open (opening is a function level reset), give it VF1's arena at the
+ * same IOVAs, suspend it, set the state in chunks and resume it.  From then
+ * on @c (VF1's queues) drives VF2.
+ */
+static int state_to_vf2(struct __test_metadata *_metadata, struct vnl_rig *r,
+			struct vnl_dev dev[2], struct vnl_ctrl *c, bool suspended[2],
+			const uint8_t *state, size_t len, bool vf2_open)
+{
+	int ret = 0;
+
+	if (!vf2_open)
+		ret = open_vf(_metadata, r->bdf[1], &dev[1], NULL, IOVA_B);
+	if (!ret)
+		ret = vnl_dev_map_arena_of(&dev[1], &dev[0]);
+	if (!ret)
+		ret = vnl_lm_suspend(r->pffd, r->scid[1], 1, false);
+	if (!ret) {
+		suspended[1] = true;
+		ret = vnl_lm_set_state_all(r->pffd, r->scid[1], 1, 1, 64, state, len);
+	}
+	if (!ret)
+		ret = vnl_lm_resume(r->pffd, r->scid[1]);
+	if (ret) {
+		TH_LOG("to VF2: %d: %s", ret, vnl_err);
+		return ret;
+	}
+	suspended[1] = false;
+	c->dev = &dev[1];
+	return 0;
+}
+
+#define TO_VF2(state, len, vf2_open) \
+	state_to_vf2(_metadata, &self->rig, self->dev, &self->ctrl[0], \
+		     self->suspended, state, len, vf2_open)
 
 /* ---- Identify ---- */
 
@@ -794,6 +901,276 @@ TEST_F(mmc, fuzz_set_state)
 	ASSERT_EQ(0, vnl_rw(c, NVME_CMD_READ, 1, 0, 1, c->buf_iova));
 	free(bad);
 	free(state);
+}
+
+/* ---- Vendor state: what a passthrough guest sees besides the queues ---- */
+
+/*
+ * A namespace change pending on VF1 (NSID 1 in its Changed Namespace List,
+ * the Notice event queued with no AER outstanding) is seen on VF2: the AER
+ * completes there and the log page lists NSID 1, once.
+ */
+TEST_F(mmc, migrate_changed_ns_list)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint32_t *log = NULL;
+	struct vnl_sqe aer;
+	struct vnl_cqe cqe;
+	uint8_t *state;
+	size_t len;
+
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
+	/* detach and attach again: the attachment of NSID 1 changed on VF1 */
+	ASSERT_EQ(0, ns_attach_pf(self->rig.pffd, 1, self->rig.scid[0], false));
+	ASSERT_EQ(0, ns_attach_pf(self->rig.pffd, 1, self->rig.scid[0], true));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
+	self->suspended[0] = true;
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1, 4096,
+					  &state, &len, NULL));
+	ASSERT_EQ(0, TO_VF2(state, len, false));
+	free(state);
+
+	/* the queued event completes an AER on VF2: Notice, NS attribute, 04h */
+	aer = (struct vnl_sqe){ .opc = 0x0c };
+	vnl_submit(c, &c->aq, &aer);
+	ASSERT_EQ(0, vnl_wait(c, &c->aq, &cqe)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(aer.cid, cqe.cid);
+	EXPECT_EQ(0x040002, cqe.dw0 & 0xffffff) TH_LOG("AER DW0 %#x", cqe.dw0);
+
+	/* the log page has NSID 1, and reading it (RAE 0) clears the list */
+	ASSERT_EQ(0, get_log_page(c, 0x04, false, 4096)) TH_LOG("%s", vnl_err);
+	log = c->buf;
+	EXPECT_EQ(1, log[0]) TH_LOG("Changed Namespace List starts with %#x", log[0]);
+	EXPECT_EQ(0, log[1]);
+	ASSERT_EQ(0, get_log_page(c, 0x04, false, 4096)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, log[0]);
+}
+
+/*
+ * The Error Recovery feature (DULBE, TLER) of namespace 1 is carried.  In
+ * QEMU the value lives in the namespace object every controller shares, so
+ * the destination's differing value is simulated by a Set Features on the
+ * PF between Get and Set Controller State.
+ */
+TEST_F(mmc, migrate_error_recovery)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	const uint32_t err_rec = 1u << 16 | 0x20;	/* DULBE, TLER 3.2 s */
+	struct vnl_sqe sf;
+	uint8_t *state, *bad;
+	uint32_t dw0;
+	size_t len;
+
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
+	sf = (struct vnl_sqe){ .opc = NVME_ADM_SET_FEATURES, .nsid = 1, .cdw10 = 0x05,
+			       .cdw11 = err_rec };
+	self->err_rec_set = true;
+	ASSERT_EQ(0, vnl_cmd(c, &c->aq, &sf, NULL));
+	ASSERT_EQ(0, get_feature(c, 0x05, 1, &dw0));
+	ASSERT_EQ(err_rec, dw0) TH_LOG("namespace 1 without DULBE support?");
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
+	self->suspended[0] = true;
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1, 4096,
+					  &state, &len, NULL));
+	ASSERT_EQ(0, set_feature_pf(self->rig.pffd, 0x05, 1, 0));
+
+	ASSERT_EQ(0, TO_VF2(state, len, false));
+	ASSERT_EQ(0, get_feature(c, 0x05, 1, &dw0)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(err_rec, dw0) TH_LOG("Error Recovery on VF2: %#x", dw0);
+
+	/* strict: the last entry (NSID 1) naming a namespace VF2 lacks */
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[1], 1, false));
+	self->suspended[1] = true;
+	bad = malloc(len);
+	ASSERT_NE(NULL, bad);
+	memcpy(bad, state, len);
+	ASSERT_EQ(1, le32(bad + len - 8));
+	bad[len - 8] = 2;
+	EXPECT_EQ(ST_INVALID_FIELD, ST(vnl_lm_set_state_all(self->rig.pffd,
+							    self->rig.scid[1], 1, 1,
+							    4096, bad, len)));
+	free(bad);
+	free(state);
+}
+
+/*
+ * Set accepts the vendor state of version 1 (no header extension, no
+ * Changed Namespace List, no Error Recovery list), and only with its own
+ * header length.
+ */
+TEST_F(mmc, set_state_vendor_v1)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint8_t *state, *v1, *vs;
+	size_t len, vs_off, vs_len, tail, v1_len;
+	uint16_t vf2 = self->rig.scid[1];
+
+	ASSERT_EQ(0, suspended_vf1_state(_metadata, &self->rig, &self->dev[0], c,
+					 &self->suspended[0], &state, &len));
+	vs_off = 48 + 4 * le64(state + 16);
+	vs_len = 4 * le64(state + 32);
+	ASSERT_EQ(len, vs_off + vs_len);
+	vs = state + vs_off;
+	ASSERT_EQ(2, le16(vs + 4));
+	ASSERT_EQ(136, le16(vs + 6));
+	/* drop the extension (128..135) and the two trailing lists */
+	tail = 4 * le16(vs + 128) + 8 * le16(vs + 130);
+	ASSERT_LE(136 + tail, vs_len);
+	v1_len = vs_len - 8 - tail;
+	v1 = calloc(1, vs_off + v1_len);
+	ASSERT_NE(NULL, v1);
+	memcpy(v1, state, vs_off + 128);
+	memcpy(v1 + vs_off + 128, vs + 136, vs_len - 136 - tail);
+	v1[32] = v1_len / 4;
+	v1[33] = v1_len / 4 >> 8;
+	v1[vs_off + 4] = 1;			/* VERSION 1 */
+	v1[vs_off + 6] = 128;			/* HDRLEN */
+	v1[vs_off + 8] = v1_len;		/* SIZE */
+	v1[vs_off + 9] = v1_len >> 8;
+
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[1], &self->dev[1], NULL, IOVA_B));
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf2, 1, false));
+	self->suspended[1] = true;
+	/* version 1 with the header length of version 2, and the reverse */
+	v1[vs_off + 6] = 136;
+	EXPECT_EQ(ST_INVALID_FIELD,
+		  ST(vnl_lm_set_state_all(self->rig.pffd, vf2, 1, 1, 4096, v1,
+					  vs_off + v1_len)));
+	v1[vs_off + 6] = 128;
+	vs[6] = 128;
+	EXPECT_EQ(ST_INVALID_FIELD,
+		  ST(vnl_lm_set_state_all(self->rig.pffd, vf2, 1, 1, 4096, state, len)));
+	vs[6] = 136;
+
+	ASSERT_EQ(0, TO_VF2(v1, vs_off + v1_len, true));
+	ASSERT_EQ(0, vnl_identify(c, 0x01, 0, 0, NULL)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(vf2, le16((uint8_t *)c->buf + 78));
+	EXPECT_EQ(0, vnl_rw(c, NVME_CMD_READ, 1, 0, 1, c->buf_iova));
+	free(v1);
+	free(state);
+}
+
+/*
+ * Number of Queues on the destination reports what the source's host was
+ * granted (VF1: one I/O queue pair), not VF2's own resources, and the
+ * grant holds for queue creation.
+ */
+TEST_F(mmc, migrate_num_queues)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint32_t src_nq, dst_nq, dw0;
+	uint16_t nvq, nvi;
+	struct vnl_sqe sqe;
+	uint8_t *state;
+	size_t len;
+
+	ASSERT_EQ(0, sec_ctrl_res(self->rig.pffd, self->rig.scid[0], &nvq, &nvi));
+	ASSERT_GT(nvq, 2) TH_LOG("VF1 has %u VQ resources", nvq);
+	self->vf1_nvq = nvq;
+	self->vf1_nvi = nvi;
+	ASSERT_EQ(0, vnl_pf_vf_online(self->rig.pffd, self->rig.pf, self->rig.vfn[0] - 1,
+				      2, nvi, NULL)) TH_LOG("%s", vnl_err);
+
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, get_feature(c, 0x07, 0, &src_nq));
+	EXPECT_EQ(0, src_nq);		/* one SQ, one CQ (0's based) */
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, self->rig.scid[0], 1, false));
+	self->suspended[0] = true;
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, self->rig.scid[0], 1, 1, 4096,
+					  &state, &len, NULL));
+
+	/* VF2 by itself reports its own, larger, resources */
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[1], &self->dev[1], &self->ctrl[1],
+			     IOVA_B));
+	ASSERT_EQ(0, get_feature(&self->ctrl[1], 0x07, 0, &dst_nq));
+	ASSERT_NE(src_nq, dst_nq);
+
+	ASSERT_EQ(0, TO_VF2(state, len, true));
+	free(state);
+	ASSERT_EQ(0, get_feature(c, 0x07, 0, &dw0)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(src_nq, dw0) TH_LOG("Number of Queues on VF2 %#x, VF1 had %#x", dw0,
+				      src_nq);
+	/* a second I/O CQ is beyond the grant: Invalid Queue Identifier */
+	sqe = (struct vnl_sqe){ .opc = NVME_ADM_CREATE_CQ, .prp1 = c->buf_iova,
+				.cdw10 = 1u << 16 | 2, .cdw11 = 1 };
+	EXPECT_EQ(0x101, vnl_cmd(c, &c->aq, &sqe, NULL));
+	/* the migrated I/O queue pair works */
+	EXPECT_EQ(0, vnl_rw(c, NVME_CMD_READ, 1, 0, 1, c->buf_iova));
+}
+
+/*
+ * Get Controller State with NVMe state only (CSUUIDI 0) would drop an
+ * outstanding AER or a completion not yet posted: Command Sequence Error.
+ * With neither it works; the bare header (CSVI 0) is always returned.
+ */
+TEST_F(mmc, get_state_nvme_only)
+{
+	struct vnl_ctrl *c = &self->ctrl[0];
+	uint16_t vf1 = self->rig.scid[0];
+	struct vnl_sqe aer, rd[2];
+	uint8_t hdr[48], *state;
+	struct vnl_cqe cqe;
+	uint64_t iova;
+	size_t len;
+	int i;
+
+	ASSERT_EQ(0, open_vf(_metadata, self->rig.bdf[0], &self->dev[0], c, IOVA_A));
+	/* a CQ of two entries: one completion posted fills it */
+	ASSERT_EQ(0, vnl_create_ioq(c, 1, 2, false, 0)) TH_LOG("%s", vnl_err);
+	ASSERT_NE(NULL, vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova));
+
+	/* an outstanding AER */
+	aer = (struct vnl_sqe){ .opc = 0x0c };
+	vnl_submit(c, &c->aq, &aer);
+	usleep(100000);
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
+	self->suspended[0] = true;
+	EXPECT_EQ(ST_CMD_SEQ_ERROR, ST(vnl_lm_get_state(self->rig.pffd, vf1, 1, 0, 0, hdr,
+							sizeof(hdr), NULL)));
+	EXPECT_EQ(0, vnl_lm_get_state(self->rig.pffd, vf1, 1, 1, 0, hdr, sizeof(hdr), NULL));
+	EXPECT_EQ(0, vnl_lm_get_state(self->rig.pffd, vf1, 0, 0, 0, hdr, sizeof(hdr), NULL));
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, vf1));
+	self->suspended[0] = false;
+
+	/* an invalid doorbell write (no SQ 9) completes the AER */
+	vnl_write32(&self->dev[0], vnl_db_offset(c, 9, false), 1);
+	ASSERT_EQ(0, vnl_wait(c, &c->aq, &cqe)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(aer.cid, cqe.cid);
+
+	/* idle: the NVMe state alone is returned */
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
+	self->suspended[0] = true;
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, vf1, 1, 0, 4096, &state, &len,
+					  NULL));
+	EXPECT_EQ(48 + 4 * 14, len);
+	EXPECT_EQ(0, le64(state + 32));		/* VSS */
+	free(state);
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, vf1));
+	self->suspended[0] = false;
+
+	/* two Reads: the first fills the CQ, the second's completion waits */
+	for (i = 0; i < 2; i++) {
+		rd[i] = (struct vnl_sqe){ .opc = NVME_CMD_READ, .nsid = 1, .prp1 = iova };
+		vnl_submit(c, &c->ioq, &rd[i]);
+		usleep(200000);
+		ASSERT_TRUE(cq_pending(&c->ioq));
+	}
+	ASSERT_EQ(0, vnl_lm_suspend(self->rig.pffd, vf1, 1, false));
+	self->suspended[0] = true;
+	EXPECT_EQ(ST_CMD_SEQ_ERROR, ST(vnl_lm_get_state(self->rig.pffd, vf1, 1, 0, 0, hdr,
+							sizeof(hdr), NULL)));
+	/* with the vendor state: the completion travels in it (NCQE 1) */
+	ASSERT_EQ(0, vnl_lm_get_state_all(self->rig.pffd, vf1, 1, 1, 4096, &state, &len,
+					  NULL));
+	EXPECT_EQ(1, le32(state + 48 + 4 * le64(state + 16) + 124));
+	free(state);
+	ASSERT_EQ(0, vnl_lm_resume(self->rig.pffd, vf1));
+	self->suspended[0] = false;
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, vnl_wait(c, &c->ioq, &cqe)) TH_LOG("%s", vnl_err);
+		EXPECT_EQ(rd[i].cid, cqe.cid);
+	}
 }
 
 /*
