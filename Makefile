@@ -4,6 +4,7 @@
 #   make            build nvme-vfio-pci.ko (against KDIR, default: the rig's kernel)
 #   make check      build everything, lint, boot the rig, run KUnit + kselftests
 #   make demo       boot the rig and show the PF/VF topology and Identify results
+#   make bench      boot the rig and print the DMA logging benchmark table
 #   make shell      boot the rig with a shell on the serial console
 #   make lint       checkpatch --strict, W=1 and sparse on the kernel code
 #   make clean
@@ -13,7 +14,7 @@
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: all module check demo shell lint clean
+.PHONY: all module check demo bench shell lint clean
 
 all: module
 
@@ -31,6 +32,9 @@ check:
 
 demo:
 	@bash $(ROOT)/scripts/check.sh demo
+
+bench:
+	@bash $(ROOT)/scripts/check.sh bench
 
 shell:
 	@bash $(ROOT)/scripts/check.sh shell

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # make check / make demo / make shell: build everything (cached), lint, boot
 # the rig and turn the guest's KTAP/TAP into "N passed, M failed".
-#   check.sh [check|demo|shell]
+#   check.sh [check|demo|bench|shell]
 # Environment: TESTS="vf_basic_test ..." (default all), TEST_ARGS="-t name"
 # (kselftest harness filter), RIG_TIMEOUT (seconds, default 900).
 set -euo pipefail
@@ -47,6 +47,11 @@ RIG_APPEND="loglevel=5" phase vm bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$
 	"$RUNDIR/initramfs.cpio" "$RUNDIR" "${RIG_TIMEOUT:-900}" || vm_rc=$?
 msg "console log: $RUNDIR/console.log"
 
+if [ "$MODE" = bench ]; then
+	grep -a '^BENCH' "$RUNDIR/console.log" | sed 's/^BENCH //'
+	grep -aq '^BENCH ratio' "$RUNDIR/console.log" || die "the benchmark did not finish (see console log)"
+	exit 0
+fi
 if [ "$MODE" = demo ]; then
 	sed -n '/RIG-TOPOLOGY-BEGIN/,/RIG-TOPOLOGY-END/p;/^VF /p;/SCID .*VID/p;/^DEMO/p;/^ok /p;/^not ok /p' \
 		"$RUNDIR/console.log" | grep -v '^RIG-' | sed 's/^# *//; s/^DEMO //'

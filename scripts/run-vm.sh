@@ -11,7 +11,7 @@ set -euo pipefail
 
 qemu=$1 fw=$2 kernel=$3 initrd=$4 rundir=$5 timeout=$6 interactive=${7:-}
 mkdir -p "$rundir"
-rm -f "$rundir/nvm.img" "$rundir/nvm2.img" "$rundir"/hmp*.sock
+rm -f "$rundir/nvm.img" "$rundir/nvm2.img" "$rundir"/ns*.img "$rundir"/hmp*.sock
 truncate -s 64M "$rundir/nvm.img"
 truncate -s 16M "$rundir/nvm2.img"
 
@@ -33,7 +33,7 @@ args=(
 	-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1
 	-drive "file=$rundir/nvm.img,if=none,id=nvm,format=raw"
 	-device nvme-subsys,id=subsys0
-	-device "nvme,id=nvme0,bus=rp1,serial=deadbeef,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10,hmlms=on${RIG_PF_OPTS:-}"
+	-device "nvme,id=nvme0,bus=rp1,serial=deadbeef,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10,hmlms=on,lm.cmmrtd=2,lm.nmmrtd=4${RIG_PF_OPTS:-}"
 	-device nvme-ns,drive=nvm,bus=nvme0,nsid=1
 	# a second PF, in its own subsystem, for "VF of another PF" tests
 	-device pcie-root-port,id=rp2,bus=pcie.0,chassis=2,slot=2
@@ -42,6 +42,14 @@ args=(
 	-drive "file=$rundir/nvm2.img,if=none,id=nvm2,format=raw"
 	-device nvme-ns,drive=nvm2,bus=nvme1,nsid=1
 )
+# Detached namespaces in the first PF's subsystem (NSIDs 2..), attached to
+# no controller: a test attaches more than a migration stream carries (64)
+# to a VF through Namespace Attachment.
+for ((i = 2; i < 2 + ${RIG_EXTRA_NS:-65}; i++)); do
+	truncate -s 1M "$rundir/ns$i.img"
+	args+=(-drive "file=$rundir/ns$i.img,if=none,id=ns$i,format=raw"
+	       -device "nvme-ns,drive=ns$i,bus=nvme0,nsid=$i,detached=on")
+done
 if [ -n "$interactive" ]; then
 	exec "$qemu" "${args[@]}" -serial mon:stdio
 fi

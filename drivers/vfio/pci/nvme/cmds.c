@@ -142,6 +142,84 @@ void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
 EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_identify_ns);
 
 /**
+ * nvmevf_cmd_track_mem() - Track Send, Track Memory Changes
+ * @c: command to fill
+ * @cntlid: controller whose host memory writes are tracked
+ * @start: true to start tracking (the data is a struct nvme_lm_track_mem),
+ *	false to stop (no data)
+ */
+void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_track_send);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_TRACK_SEL_MEMORY_CHANGES |
+				      (start ? NVME_LM_TRACK_TACT : 0) <<
+				      NVME_LM_MOS_SHIFT);
+	c->common.cdw11 = cpu_to_le32(cntlid);
+}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_track_mem);
+
+/**
+ * nvmevf_track_mem_build() - fill a Track Memory Changes data structure
+ * @buf: output buffer
+ * @len: its size
+ * @rmrtg: granularity code (2^n * 4 KiB)
+ * @ranges: ranges to track, byte addresses and lengths
+ * @n: number of ranges
+ *
+ * Every range must be aligned to the granularity and its length in granules
+ * must fit the 32-bit LEN field.
+ *
+ * Return: bytes used in @buf, or -EINVAL / -ENOSPC.
+ */
+ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
+			       const struct nvmevf_range *ranges, u32 n)
+{
+	struct nvme_lm_track_mem *t = buf;
+	u64 gran;
+	size_t need;
+	u32 i;
+
+	if (rmrtg > 51 || !n)
+		return -EINVAL;
+	gran = 4096ULL << rmrtg;
+	need = struct_size(t, desc, n);
+	if (need > len)
+		return -ENOSPC;
+	memset(buf, 0, need);
+	t->ver = 0;
+	t->rmrtg = rmrtg;
+	t->rnmrtd = cpu_to_le32(n);
+	for (i = 0; i < n; i++) {
+		u64 granules;
+
+		if (!ranges[i].len || (ranges[i].start | ranges[i].len) & (gran - 1))
+			return -EINVAL;
+		granules = ranges[i].len >> (12 + rmrtg);
+		if (granules > U32_MAX)
+			return -EINVAL;
+		t->desc[i].saddr = cpu_to_le64(ranges[i].start);
+		t->desc[i].len = cpu_to_le32(granules);
+	}
+	return need;
+}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_track_mem_build);
+
+/**
+ * nvmevf_cmd_track_recv() - Track Receive, Tracked Memory Changes
+ * @c: command to fill
+ * @cntlid: controller whose changes are read (and cleared)
+ * @ndw: number of dwords to return, at least 4 (encoded 0's based)
+ */
+void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw)
+{
+	nvmevf_cmd_init(c, nvme_admin_lm_track_recv);
+	c->common.cdw10 = cpu_to_le32(NVME_LM_TRACK_RECV_SEL_MEMORY);
+	c->common.cdw11 = cpu_to_le32(cntlid);
+	c->common.cdw12 = cpu_to_le32(ndw - 1);
+}
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_cmd_track_recv);
+
+/**
  * nvmevf_chunk_len() - length of the next chunk of a chunked transfer
  * @total: bytes of the whole transfer, a dword multiple
  * @done: bytes already transferred, a dword multiple

@@ -145,6 +145,80 @@ static void identify_ns_test(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x11);
 }
 
+static void track_send_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_track_mem(&c, 9, true);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x3d);
+	expect_no_data_ptr(test, &c);
+	/* SEL 1 Track Memory Changes, TACT = MOS bit 0 = CDW10 bit 16 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00010001);
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 9);
+	nvmevf_cmd_track_mem(&c, 9, false);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0x00000001);
+}
+
+static void track_mem_build_test(struct kunit *test)
+{
+	struct nvmevf_range r[2] = {
+		{ .start = 0x100000, .len = 0x200000 },
+		{ .start = 0x7fff00000ULL, .len = 0x100000 },
+	};
+	u8 buf[8 + 2 * 12 + 4];
+	struct nvme_lm_track_mem *t = (void *)buf;
+
+	memset(buf, 0xee, sizeof(buf));
+	/* 1 MiB granules: code 8 */
+	KUNIT_ASSERT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 8, r, 2),
+			(ssize_t)(8 + 2 * 12));
+	KUNIT_EXPECT_EQ(test, buf[0], 0);			/* VER */
+	KUNIT_EXPECT_EQ(test, buf[1], 0);
+	KUNIT_EXPECT_EQ(test, buf[2], 0);
+	KUNIT_EXPECT_EQ(test, buf[3], 8);			/* RMRTG */
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->rnmrtd), 2);	/* a count */
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(t->desc[0].saddr), 0x100000);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[0].len), 2);	/* granules */
+	KUNIT_EXPECT_EQ(test, le64_to_cpu(t->desc[1].saddr), 0x7fff00000ULL);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[1].len), 1);
+	KUNIT_EXPECT_EQ(test, buf[8 + 24], 0xee);		/* untouched */
+
+	/* 4 KiB granules */
+	KUNIT_ASSERT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
+			(ssize_t)(8 + 12));
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(t->desc[0].len), 0x200);
+
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, 8 + 12, 8, r, 2),
+			(ssize_t)-ENOSPC);
+	r[0].start = 0x101000;	/* not 1 MiB aligned */
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 8, r, 2),
+			(ssize_t)-EINVAL);
+	r[0].start = 0;
+	r[0].len = 0;
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
+			(ssize_t)-EINVAL);
+	/* 2^32 granules do not fit LEN */
+	r[0].len = 1ULL << 44;
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 1),
+			(ssize_t)-EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_track_mem_build(buf, sizeof(buf), 0, r, 0),
+			(ssize_t)-EINVAL);
+}
+
+static void track_recv_test(struct kunit *test)
+{
+	struct nvme_command c;
+
+	memset(&c, 0xff, sizeof(c));
+	nvmevf_cmd_track_recv(&c, 3, 1024);
+	KUNIT_EXPECT_EQ(test, c.common.opcode, 0x3e);
+	expect_no_data_ptr(test, &c);
+	KUNIT_EXPECT_EQ(test, DW(&c, 10), 0);			/* SEL 0 */
+	KUNIT_EXPECT_EQ(test, DW(&c, 11), 3);
+	KUNIT_EXPECT_EQ(test, DW(&c, 12), 1023);		/* NUMDL 0's based */
+}
+
 static void chunk_len_test(struct kunit *test)
 {
 	u64 total = 10000, done = 0;
@@ -502,6 +576,9 @@ static struct kunit_case nvmevf_cmds_test_cases[] = {
 	KUNIT_CASE(get_state_test),
 	KUNIT_CASE(identify_test),
 	KUNIT_CASE(identify_ns_test),
+	KUNIT_CASE(track_send_test),
+	KUNIT_CASE(track_mem_build_test),
+	KUNIT_CASE(track_recv_test),
 	KUNIT_CASE(chunk_len_test),
 	KUNIT_CASE(sec_ctrl_find_scid_test),
 	KUNIT_CASE(sec_ctrl_find_scid_truncated_test),

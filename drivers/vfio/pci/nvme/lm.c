@@ -544,6 +544,8 @@ static int nvmevf_resume(struct nvmevf_pci_core_device *nvmevf)
 	ret = nvmevf_lm_cmd(nvmevf, &c, NULL, 0, NULL);
 	if (ret && nvmevf_last_sent(nvmevf))
 		nvmevf->lost = true;
+	if (!ret)
+		nvmevf_dirty_resumed_locked(nvmevf);
 	nvmevf_phase_done(nvmevf, NVMEVF_PH_RESUME, start);
 	return ret;
 }
@@ -556,6 +558,7 @@ static void nvmevf_resume_quiet(struct nvmevf_pci_core_device *nvmevf)
 	lockdep_assert_held(&nvmevf->state_mutex);
 	nvmevf_cmd_resume(&c, nvmevf->scid);
 	nvmevf_submit(nvmevf->core_device.pdev, &c, NULL, 0, NULL, NULL);
+	nvmevf_dirty_resumed_locked(nvmevf);
 }
 
 /* The identity of one attached namespace: Identify CNS 11h and 03h. */
@@ -963,6 +966,7 @@ static void nvmevf_flush_resume_locked(struct nvmevf_pci_core_device *nvmevf)
 	nvmevf->resume_pending = false;
 	if (nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING)
 		nvmevf_resume_quiet(nvmevf);
+	nvmevf_dirty_flush_stop_locked(nvmevf);
 }
 
 static struct file *nvmevf_save_start(struct nvmevf_pci_core_device *nvmevf,
@@ -1329,6 +1333,7 @@ static void nvmevf_pf_work(struct work_struct *work)
 	guard(mutex)(&nvmevf->state_mutex);
 	if (!test_and_clear_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
 		return;
+	nvmevf_dirty_pf_lost_locked(nvmevf);
 	if (nvmevf->is_open &&
 	    nvmevf->mig_state != VFIO_DEVICE_STATE_RUNNING) {
 		pci_warn(nvmevf->core_device.pdev,
@@ -1344,6 +1349,7 @@ static void nvmevf_reset_work(struct work_struct *work)
 
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_flush_resume_locked(nvmevf);
+	nvmevf_dirty_flush_stop_locked(nvmevf);
 }
 
 /**
@@ -1374,6 +1380,7 @@ void nvmevf_lm_init_dev(struct nvmevf_pci_core_device *nvmevf)
 	INIT_WORK(&nvmevf->pf_work, nvmevf_pf_work);
 	INIT_WORK(&nvmevf->reset_work, nvmevf_reset_work);
 	nvmevf->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	nvmevf_dirty_init(nvmevf);
 }
 
 /**
@@ -1416,6 +1423,7 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 	if (!(oacs & NVME_CTRL_OACS_NS_MNGT_SUPP))
 		return -EOPNOTSUPP;
 	nvmevf->nn = le32_to_cpu(((struct nvme_id_ctrl *)buf)->nn);
+	nvmevf_dirty_probe(nvmevf, buf);
 
 	*why = "Identify Supported Controller State Formats failed";
 	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_CTRL_STATE_FMTS, 0);
@@ -1469,6 +1477,7 @@ void nvmevf_lm_probe(struct nvmevf_pci_core_device *nvmevf)
 	if (ret) {
 		pci_info(nvmevf->core_device.pdev,
 			 "live migration not supported: %s (%d)\n", why, ret);
+		vdev->log_ops = NULL;
 		return;
 	}
 	nvmevf->migratable = true;
@@ -1519,6 +1528,7 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
 	if (nvmevf->mig_state != VFIO_DEVICE_STATE_RUNNING &&
 	    nvmevf->mig_state != VFIO_DEVICE_STATE_PRE_COPY)
 		nvmevf_resume_quiet(nvmevf);
+	nvmevf_dirty_reset_locked(nvmevf, true);
 	nvmevf_reset_locked(nvmevf);
 	nvmevf->resume_pending = false;
 	nvmevf->is_open = false;
@@ -1540,6 +1550,7 @@ void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_reset_locked(nvmevf);
+	nvmevf_dirty_reset_locked(nvmevf, false);
 	nvmevf->resume_pending = true;
 	schedule_work(&nvmevf->reset_work);
 }
@@ -1577,6 +1588,23 @@ static int nvmevf_lm_stats_show(struct seq_file *m, void *unused)
 		   atomic64_read(&st->bytes_loaded));
 	seq_printf(m, "files_holding_buffers: %d\n",
 		   atomic_read(&st->files_holding));
+	seq_printf(m, "dma_logging: %s\n",
+		   nvmevf->core_device.vdev.log_ops ?
+		   (nvmevf->dirty.active ? "active" : "idle") : "unsupported");
+	seq_printf(m, "dirty_stop_pending: %d\ndirty_granule: %llu\n",
+		   nvmevf->dirty.stop_pending, (u64)SZ_4K << nvmevf->dirty.rmrtg);
+	seq_printf(m, "dirty_ranges: %u\ndirty_tracked_bytes: %llu\n",
+		   nvmevf->dirty.nranges, nvmevf->dirty.tracked_bytes);
+	seq_printf(m, "dirty_starts: %llu\ndirty_receives: %llu\n",
+		   nvmevf->dirty.starts, nvmevf->dirty.receives);
+	seq_printf(m, "dirty_granules: %llu\ndirty_reported: %llu\n",
+		   nvmevf->dirty.granules, nvmevf->dirty.reported);
+	seq_printf(m, "dirty_pending_chunks: %llu\n",
+		   nvmevf->dirty.pending_chunks);
+	seq_printf(m, "dirty_reads: %llu\ndirty_read_ns: %llu\n",
+		   nvmevf->dirty.reads, nvmevf->dirty.read_ns);
+	seq_printf(m, "dirty_windows_skipped: %llu\ndirty_recv_ns: %llu\n",
+		   nvmevf->dirty.skipped, nvmevf->dirty.recv_ns);
 	for (i = 0; i < NVMEVF_PH_NUM; i++)
 		seq_printf(m, "%s_us: %llu\n", nvmevf_phase_names[i],
 			   div_u64(st->duration_ns[i], NSEC_PER_USEC));

@@ -15,7 +15,9 @@
 #include <linux/uuid.h>
 #include <linux/vfio_pci_core.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
+struct iova_bitmap;
 struct nvme_command;
 struct nvmevf_migf;
 
@@ -75,6 +77,88 @@ struct nvmevf_lm_stats {
 	atomic_t files_holding;
 };
 
+/**
+ * struct nvmevf_range - a range of IOVAs
+ * @start: first byte
+ * @len: length in bytes
+ */
+struct nvmevf_range {
+	u64 start;
+	u64 len;
+};
+
+/**
+ * struct nvmevf_track_caps - the PF's tracking limits (Identify Controller)
+ * @cmmrtd: descriptors one controller can have tracked
+ * @nmmrtd: descriptors the subsystem can have tracked
+ * @minmrtg: finest granularity code (2^n * 4 KiB)
+ * @maxmrtg: coarsest granularity code
+ * @trattr: NVME_LM_TRATTR_*
+ */
+struct nvmevf_track_caps {
+	u16 cmmrtd;
+	u16 nmmrtd;
+	u8 minmrtg;
+	u8 maxmrtg;
+	u8 trattr;
+};
+
+/**
+ * struct nvmevf_dirty - DMA logging of one VF (dirty.c), under state_mutex
+ * @caps: the PF's limits, read at probe
+ * @rxlen: Track Receive buffer size
+ * @active: tracking started (VFIO's view)
+ * @stop_pending: a stop the PF refused while the VF was suspended (39h),
+ *	sent once the VF runs again
+ * @lost: the PF was reset or removed while tracking: reports fail with
+ *	-EIO until logging is stopped
+ * @rmrtg: granularity code in use
+ * @ranges: the tracked ranges, granule aligned
+ * @nranges: their number
+ * @rxbuf: Track Receive buffer
+ * @pending: reported granules that belong to other windows: chunk index
+ *	-> bitmap of NVMEVF_CHUNK_BITS granules
+ * @pending_chunks: chunks in @pending
+ * @starts: successful starts
+ * @receives: Track Receive commands
+ * @granules: granules the PF reported
+ * @reported: granules handed to VFIO
+ * @reads: log_read_and_clear calls
+ * @read_ns: time spent in them, bitmap pinning by the core excluded
+ * @recv_ns: the part of @read_ns spent waiting for Track Receive (device)
+ * @tracked_bytes: bytes of the ranges of the last start
+ * @skipped: windows served from the pending set alone
+ * @drained_suspended: a Track Receive of the suspended VF returned SUSP = 1
+ *	and MTR = 0: nothing new until the VF resumes
+ * @last_bitmap: the bitmap of the last window read (identity only)
+ * @last_end: the end of that window
+ */
+struct nvmevf_dirty {
+	struct nvmevf_track_caps caps;
+	u32 rxlen;
+	bool active;
+	bool stop_pending;
+	bool lost;
+	u8 rmrtg;
+	struct nvmevf_range *ranges;
+	u32 nranges;
+	void *rxbuf;
+	struct xarray pending;
+	u64 pending_chunks;
+	u64 starts;
+	u64 receives;
+	u64 granules;
+	u64 reported;
+	u64 reads;
+	u64 read_ns;
+	u64 recv_ns;
+	u64 tracked_bytes;
+	u64 skipped;
+	bool drained_suspended;
+	struct iova_bitmap *last_bitmap;
+	unsigned long last_end;
+};
+
 /* bits of nvmevf_pci_core_device::lm_flags */
 #define NVMEVF_LM_PF_EVENT	0	/* PF reset/removal not yet handled */
 
@@ -106,6 +190,7 @@ struct nvmevf_lm_stats {
  * @pf_work: handles a PF event under @state_mutex
  * @reset_work: sends the Resume that follows a reset of the VF
  * @stats: migration statistics
+ * @dirty: DMA logging
  */
 struct nvmevf_pci_core_device {
 	struct vfio_pci_core_device core_device;
@@ -133,6 +218,7 @@ struct nvmevf_pci_core_device {
 	struct work_struct pf_work;
 	struct work_struct reset_work;
 	struct nvmevf_lm_stats stats;
+	struct nvmevf_dirty dirty;
 };
 
 static inline struct nvmevf_pci_core_device *
@@ -361,6 +447,10 @@ void nvmevf_cmd_set_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 void nvmevf_cmd_get_state(struct nvme_command *c, u16 cntlid, u8 csvi,
 			  u8 csuuidi, u8 csuidxp, u64 offset, u32 ndw);
 void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid);
+void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start);
+ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
+			       const struct nvmevf_range *ranges, u32 n);
+void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw);
 void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
 			    u16 cntid);
 
@@ -419,5 +509,45 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
 			unsigned long event);
+
+/* dirty.c: DMA logging, built when the kernel has CONFIG_IOMMUFD_DRIVER */
+#ifdef NVMEVF_DMA_LOGGING
+void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf, const u8 *id);
+void nvmevf_dirty_flush_stop_locked(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_dirty_resumed_locked(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_dirty_reset_locked(struct nvmevf_pci_core_device *nvmevf,
+			       bool send);
+void nvmevf_dirty_pf_lost_locked(struct nvmevf_pci_core_device *nvmevf);
+#else
+static inline void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf)
+{
+}
+
+static inline void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf,
+				      const u8 *id)
+{
+}
+
+static inline void
+nvmevf_dirty_flush_stop_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+}
+
+static inline void
+nvmevf_dirty_resumed_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+}
+
+static inline void
+nvmevf_dirty_reset_locked(struct nvmevf_pci_core_device *nvmevf, bool send)
+{
+}
+
+static inline void
+nvmevf_dirty_pf_lost_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+}
+#endif
 
 #endif /* NVME_VFIO_PCI_H */

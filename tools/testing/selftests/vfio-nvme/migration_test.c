@@ -1088,4 +1088,80 @@ TEST_F(mig, disabled_file_frees_buffers)
 	EXPECT_EQ(ENODEV, errno);
 }
 
+/* the kernel log has a line with both @a and @b */
+static bool kmsg_has(const char *a, const char *b)
+{
+	char rec[1024];
+	bool found = false;
+	ssize_t n;
+	int fd;
+
+	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = 0;
+		if (strstr(rec, a) && strstr(rec, b))
+			found = true;
+	}
+	close(fd);
+	return found;
+}
+
+/* Namespace Attachment (15h) of NSIDs @first..@last to controller @cntlid */
+static int ns_attach(int pffd, uint16_t cntlid, uint32_t first, uint32_t last,
+		     bool attach)
+{
+	uint16_t list[2048] = { 1, cntlid };
+	uint32_t cdw[6] = { attach ? 0 : 1 };
+	uint32_t nsid;
+	int ret;
+
+	for (nsid = first; nsid <= last; nsid++) {
+		ret = vnl_pf_cmd(pffd, 0x15, nsid, cdw, list, sizeof(list), NULL);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int rebind(const char *bdf)
+{
+	vnl_sysfs_write(bdf, "driver/unbind", bdf);
+	return vnl_probe_driver(bdf);
+}
+
+/*
+ * Everything migration needs is checked at probe: a VF with more
+ * namespaces attached than a stream carries (64) binds without migration
+ * and says why in one log line; with them detached it migrates again.
+ */
+TEST(too_many_namespaces_binds_without_migration)
+{
+	struct vnl_rig rig;
+	struct vnl_dev d = { .device_fd = -1 };
+	uint64_t flags;
+
+	ASSERT_EQ(0, vnl_rig_open(&rig, DRIVER)) TH_LOG("%s", vnl_err);
+	/* NSIDs 2..66: the rig's detached namespaces (run-vm.sh) */
+	ASSERT_EQ(0, ns_attach(rig.pffd, rig.scid[0], 2, 66, true))
+		TH_LOG("Namespace Attachment: %s", vnl_err);
+	ASSERT_EQ(0, rebind(rig.bdf[0]));
+	ASSERT_EQ(0, vnl_dev_open(&d, rig.bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
+	EXPECT_EQ(-ENOTTY, vnl_mig_flags(&d, &flags));
+	EXPECT_TRUE(kmsg_has(rig.bdf[0], "live migration not supported: more namespaces"));
+	vnl_dev_close(&d);
+
+	EXPECT_EQ(0, ns_attach(rig.pffd, rig.scid[0], 2, 66, false));
+	ASSERT_EQ(0, rebind(rig.bdf[0]));
+	ASSERT_EQ(0, vnl_dev_open(&d, rig.bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, vnl_mig_flags(&d, &flags));
+	vnl_dev_close(&d);
+	vnl_rig_close(&rig);
+}
+
 TEST_HARNESS_MAIN

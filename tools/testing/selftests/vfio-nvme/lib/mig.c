@@ -180,3 +180,80 @@ int vnl_mig_write(int fd, const uint8_t *buf, size_t len, size_t piece)
 	}
 	return 0;
 }
+
+/* ---- DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_*) ---- */
+
+/**
+ * vnl_dma_log_start() - start device DMA logging
+ * @d: device
+ * @page_size: in: the page size asked for; out: the one the device uses
+ * @ranges: IOVA ranges to log
+ * @n: their number
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_dma_log_start(struct vnl_dev *d, uint64_t *page_size,
+		      const struct vnl_range *ranges, uint32_t n)
+{
+	struct vfio_device_feature_dma_logging_range *r;
+	struct vfio_device_feature_dma_logging_control c = {
+		.page_size = *page_size,
+		.num_ranges = n,
+	};
+	uint32_t i;
+	int ret;
+
+	r = calloc(n ? n : 1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		r[i].iova = ranges[i].addr;
+		r[i].length = ranges[i].len;
+	}
+	c.ranges = (uintptr_t)r;
+	ret = feature(d, VFIO_DEVICE_FEATURE_SET |
+		      VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &c, sizeof(c));
+	free(r);
+	if (!ret)
+		*page_size = c.page_size;
+	return ret;
+}
+
+/**
+ * vnl_dma_log_stop() - stop device DMA logging
+ * @d: device
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_dma_log_stop(struct vnl_dev *d)
+{
+	uint8_t none = 0;
+
+	return feature(d, VFIO_DEVICE_FEATURE_SET |
+		       VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, &none, 0);
+}
+
+/**
+ * vnl_dma_log_report() - read and clear the dirty pages of a window
+ * @d: device
+ * @iova: start of the window
+ * @len: its length
+ * @page_size: one bit per page of this size
+ * @bitmap: the bits, (len / page_size + 63) / 64 words, zeroed here
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_dma_log_report(struct vnl_dev *d, uint64_t iova, uint64_t len,
+		       uint64_t page_size, uint64_t *bitmap)
+{
+	struct vfio_device_feature_dma_logging_report r = {
+		.iova = iova,
+		.length = len,
+		.page_size = page_size,
+		.bitmap = (uintptr_t)bitmap,
+	};
+
+	memset(bitmap, 0, (len / page_size + 63) / 64 * 8);
+	return feature(d, VFIO_DEVICE_FEATURE_GET |
+		       VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r));
+}

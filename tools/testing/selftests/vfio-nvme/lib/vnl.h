@@ -237,6 +237,11 @@ int vnl_mig_precopy_info(int fd, uint64_t *initial, uint64_t *dirty,
 			 uint32_t *flags);
 int vnl_mig_read(int fd, uint8_t **buf, size_t *len, size_t piece);
 int vnl_mig_write(int fd, const uint8_t *buf, size_t len, size_t piece);
+int vnl_dma_log_start(struct vnl_dev *d, uint64_t *page_size,
+		      const struct vnl_range *ranges, uint32_t n);
+int vnl_dma_log_stop(struct vnl_dev *d);
+int vnl_dma_log_report(struct vnl_dev *d, uint64_t iova, uint64_t len,
+		       uint64_t page_size, uint64_t *bitmap);
 
 /* ---- the rig's QEMU monitor (lib/hmp.c) ---- */
 

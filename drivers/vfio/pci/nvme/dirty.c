@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * nvme-vfio-pci: device DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_*)
+ * over TP4159 Track Memory Changes: Track Send (SEL 1) starts and stops
+ * tracking the VF's writes to host memory, Track Receive reads and clears
+ * what the VF wrote.  Documentation/dirty-tracking.rst has the design.
+ *
+ * Everything runs under the device's state_mutex: the log ops issue PF
+ * commands and share the VF's suspended state with the migration FSM.
+ */
+#include <linux/bitmap.h>
+#include <linux/cleanup.h>
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
+#include <linux/ktime.h>
+#include <linux/log2.h>
+#include <linux/module.h>
+#include <linux/nvme.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/vfio.h>
+#include <linux/xarray.h>
+
+#include "nvme-vfio-pci.h"
+
+MODULE_IMPORT_NS(IOMMUFD);
+
+/* Granules per chunk of the pending set: one 64-byte bitmap */
+#define NVMEVF_CHUNK_BITS	512
+
+/* Largest Track Receive buffer: 1023 descriptors after the header */
+#define NVMEVF_RECV_MAX		SZ_16K
+
+/* Tries of Track Send after Not Enough Resources */
+#define NVMEVF_START_TRIES	8
+
+static u64 nvmevf_gran(const struct nvmevf_dirty *d)
+{
+	return SZ_4K << d->rmrtg;
+}
+
+/* ---- The pending set: reported granules not yet handed to VFIO ---- */
+
+/*
+ * Track Receive drains the whole controller while VFIO reads one window of
+ * the IOVA space at a time: what belongs to other windows waits here, in
+ * 512-granule chunks keyed by chunk index.  Memory and time are
+ * proportional to the dirty granules, not to the tracked ranges.
+ */
+static int nvmevf_pending_add(struct nvmevf_dirty *d, u64 gidx, u64 n)
+{
+	while (n) {
+		unsigned long cidx = gidx / NVMEVF_CHUNK_BITS;
+		unsigned int bit = gidx % NVMEVF_CHUNK_BITS;
+		unsigned int cnt = min_t(u64, n, NVMEVF_CHUNK_BITS - bit);
+		unsigned long *bits = xa_load(&d->pending, cidx);
+
+		if (!bits) {
+			bits = bitmap_zalloc(NVMEVF_CHUNK_BITS, GFP_KERNEL);
+			if (!bits)
+				return -ENOMEM;
+			if (xa_err(xa_store(&d->pending, cidx, bits,
+					    GFP_KERNEL))) {
+				bitmap_free(bits);
+				return -ENOMEM;
+			}
+			d->pending_chunks++;
+		}
+		bitmap_set(bits, bit, cnt);
+		gidx += cnt;
+		n -= cnt;
+	}
+	return 0;
+}
+
+/* Hand the pending granules of [first, last] (granule indexes) to VFIO. */
+static void nvmevf_pending_drain(struct nvmevf_dirty *d, u64 first, u64 last,
+				 struct iova_bitmap *dirty)
+{
+	unsigned long cidx = first / NVMEVF_CHUNK_BITS;
+	unsigned long *bits;
+	u64 gran = nvmevf_gran(d);
+
+	xa_for_each_range(&d->pending, cidx, bits, first / NVMEVF_CHUNK_BITS,
+			  last / NVMEVF_CHUNK_BITS) {
+		u64 base = (u64)cidx * NVMEVF_CHUNK_BITS;
+		unsigned int lo = first > base ? first - base : 0;
+		unsigned int hi = min_t(u64, last - base + 1, NVMEVF_CHUNK_BITS);
+		unsigned int s = lo, e;
+
+		for_each_set_bitrange_from(s, e, bits, hi) {
+			iova_bitmap_set(dirty, (base + s) * gran,
+					(u64)(e - s) * gran);
+			d->reported += e - s;
+		}
+		bitmap_clear(bits, lo, hi - lo);
+		if (bitmap_empty(bits, NVMEVF_CHUNK_BITS)) {
+			xa_erase(&d->pending, cidx);
+			bitmap_free(bits);
+			d->pending_chunks--;
+		}
+	}
+}
+
+static void nvmevf_pending_free(struct nvmevf_dirty *d)
+{
+	unsigned long cidx;
+	unsigned long *bits;
+
+	xa_for_each(&d->pending, cidx, bits)
+		bitmap_free(bits);
+	xa_destroy(&d->pending);
+	d->pending_chunks = 0;
+}
+
+/* ---- Ranges ---- */
+
+static int nvmevf_range_cmp(const void *a, const void *b)
+{
+	const struct nvmevf_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * Align @r[0..n) to the granule (and, for MRTLL, to power-of-two lengths),
+ * sort them and merge those that now touch; then merge the closest
+ * neighbours until at most @max remain.  Returns the count.
+ */
+static u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran,
+			     bool pow2, u32 max)
+{
+	u32 i, j;
+
+	for (i = 0; i < n; i++) {
+		u64 start = round_down(r[i].start, gran);
+		u64 end = round_up(r[i].start + r[i].len, gran);
+
+		r[i].start = start;
+		r[i].len = end - start;
+	}
+	sort(r, n, sizeof(*r), nvmevf_range_cmp, NULL);
+	for (;;) {
+		if (pow2)
+			for (i = 0; i < n; i++)
+				r[i].len = roundup_pow_of_two(r[i].len);
+		/* merge overlapping or touching ranges */
+		for (i = 0, j = 1; j < n; j++) {
+			if (r[j].start <= r[i].start + r[i].len) {
+				u64 end = max(r[i].start + r[i].len,
+					      r[j].start + r[j].len);
+
+				r[i].len = end - r[i].start;
+			} else {
+				r[++i] = r[j];
+			}
+		}
+		n = n ? i + 1 : 0;
+		if (n <= max)
+			return n;
+		/* merge the two neighbours with the smallest gap */
+		for (i = 1, j = 1; i < n - 1; i++)
+			if (r[i + 1].start - (r[i].start + r[i].len) <
+			    r[j].start - (r[j - 1].start + r[j - 1].len))
+				j = i + 1;
+		r[j - 1].len = r[j].start + r[j].len - r[j - 1].start;
+		memmove(&r[j], &r[j + 1], (n - j - 1) * sizeof(*r));
+		n--;
+	}
+}
+
+static bool nvmevf_in_ranges(const struct nvmevf_dirty *d, u64 start, u64 len)
+{
+	u32 i;
+
+	for (i = 0; i < d->nranges; i++)
+		if (start >= d->ranges[i].start &&
+		    start + len <= d->ranges[i].start + d->ranges[i].len)
+			return true;
+	return false;
+}
+
+/* ---- Track Send ---- */
+
+static int nvmevf_track_send(struct nvmevf_pci_core_device *nvmevf,
+			     bool start, u8 rmrtg,
+			     const struct nvmevf_range *r, u32 n, u32 *dw0,
+			     u32 *dw1)
+{
+	u8 *buf __free(kfree) = NULL;
+	size_t len = start ? struct_size_t(struct nvme_lm_track_mem, desc, n) : 0;
+	struct nvme_command c;
+	ssize_t ret;
+	int status;
+
+	if (len) {
+		buf = kzalloc(len, GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
+	if (start) {
+		ret = nvmevf_track_mem_build(buf, len, rmrtg, r, n);
+		if (ret < 0)
+			return ret;
+	}
+	nvmevf_cmd_track_mem(&c, nvmevf->scid, start);
+	status = nvmevf_submit(nvmevf->core_device.pdev, &c, buf, len, dw0, dw1);
+	nvmevf->stats.cmd.commands++;
+	nvmevf->stats.cmd.last_status = status;
+	if (status)
+		nvmevf->stats.cmd.errors++;
+	return status;
+}
+
+/*
+ * Stop tracking on the device.  TP4159 refuses Track Send on a suspended
+ * controller (39h): the stop is then kept pending and sent by
+ * nvmevf_dirty_flush_stop_locked() once the VF runs again (Resume, reset,
+ * close) - the subsystem's NMMRTD budget must not leak.
+ */
+static int nvmevf_dirty_stop_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+	int status;
+
+	lockdep_assert_held(&nvmevf->state_mutex);
+	status = nvmevf_track_send(nvmevf, false, 0, NULL, 0, NULL, NULL);
+	if ((status & NVME_SCT_SC_MASK) == NVME_SC_LM_CTRL_SUSPENDED) {
+		d->stop_pending = true;
+		return 0;
+	}
+	d->stop_pending = false;
+	return nvmevf_status_to_errno(status);
+}
+
+/**
+ * nvmevf_dirty_resumed_locked() - the VF runs again
+ * @nvmevf: the device, with state_mutex held, after a successful Resume
+ *
+ * Sends a stop left pending; what the VF writes from now on must be
+ * drained again.
+ */
+void nvmevf_dirty_resumed_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	nvmevf->dirty.drained_suspended = false;
+	nvmevf_dirty_flush_stop_locked(nvmevf);
+}
+
+/**
+ * nvmevf_dirty_flush_stop_locked() - send a stop left pending
+ * @nvmevf: the device, with state_mutex held; the VF no longer suspended
+ *
+ * Called after a Resume, from the post-reset work, at close and on a PF
+ * event.  Best effort: a failure is logged and the stop stays pending.
+ */
+void nvmevf_dirty_flush_stop_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	if (!nvmevf->dirty.stop_pending)
+		return;
+	if (nvmevf_dirty_stop_locked(nvmevf))
+		pci_warn(nvmevf->core_device.pdev,
+			 "stopping memory tracking failed\n");
+}
+
+/* Tracking ends: stop on the device (now or pending) and forget the log. */
+static int nvmevf_dirty_end_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+	int ret = 0;
+
+	if (!d->active)
+		return 0;
+	ret = nvmevf_dirty_stop_locked(nvmevf);
+	d->active = false;
+	kfree(d->ranges);
+	d->ranges = NULL;
+	d->nranges = 0;
+	kvfree(d->rxbuf);
+	d->rxbuf = NULL;
+	nvmevf_pending_free(d);
+	return ret;
+}
+
+/**
+ * nvmevf_dirty_reset_locked() - tracking ends with the device's use
+ * @nvmevf: the device, with state_mutex held
+ * @send: the VF runs: send the stop now; otherwise (reset_done, under the
+ *	core's memory_lock) only mark it pending for the post-reset work
+ *
+ * VFIO_DEVICE_RESET, close and PF loss stop tracking.
+ */
+void nvmevf_dirty_reset_locked(struct nvmevf_pci_core_device *nvmevf,
+			       bool send)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+
+	if (!d->active)
+		goto flush;
+	if (!send) {
+		d->stop_pending = true;
+		d->active = false;
+		kfree(d->ranges);
+		d->ranges = NULL;
+		d->nranges = 0;
+		kvfree(d->rxbuf);
+		d->rxbuf = NULL;
+		nvmevf_pending_free(d);
+		return;
+	}
+	nvmevf_dirty_end_locked(nvmevf);
+flush:
+	if (send)
+		nvmevf_dirty_flush_stop_locked(nvmevf);
+}
+
+/**
+ * nvmevf_dirty_pf_lost_locked() - the PF was reset or removed
+ * @nvmevf: the device, with state_mutex held
+ *
+ * A reset of the MMC stops all its tracking (TP4159): nothing is sent.
+ */
+void nvmevf_dirty_pf_lost_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+
+	d->stop_pending = false;
+	if (!d->active)
+		return;
+	d->active = false;
+	d->lost = true;
+	kfree(d->ranges);
+	d->ranges = NULL;
+	d->nranges = 0;
+	kvfree(d->rxbuf);
+	d->rxbuf = NULL;
+	nvmevf_pending_free(d);
+}
+
+/* ---- vfio_log_ops ---- */
+
+static int nvmevf_log_start_locked(struct nvmevf_pci_core_device *nvmevf,
+				   struct rb_root_cached *ranges, u32 nnodes,
+				   u64 *page_size)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+	const struct nvmevf_track_caps *caps = &d->caps;
+	struct nvmevf_range *r __free(kfree) = NULL;
+	struct interval_tree_node *node;
+	u32 n, max = caps->cmmrtd, i;
+	u32 dw0 = 0, dw1 = 0;
+	u8 rmrtg;
+	int status = 0, try;
+
+	if (test_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
+		return -ENODEV;
+	if (d->active)
+		return -EBUSY;
+	/* a stop still pending from the last session: the VF is suspended */
+	nvmevf_dirty_flush_stop_locked(nvmevf);
+	if (d->stop_pending)
+		return -EBUSY;
+	if (!nnodes || *page_size < SZ_4K || !is_power_of_2(*page_size))
+		return -EINVAL;
+
+	/* the granularity nearest the page size, within the PF's limits */
+	rmrtg = clamp_t(u32, ilog2(*page_size) - ilog2(SZ_4K), caps->minmrtg,
+			caps->maxmrtg);
+
+	if (nnodes > max)
+		vfio_combine_iova_ranges(ranges, nnodes, max);
+	r = kcalloc(nnodes, sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	n = 0;
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX); node && n < nnodes;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX)) {
+		r[n].start = node->start;
+		r[n].len = node->last - node->start + 1;
+		n++;
+	}
+
+	for (try = 0; try < NVMEVF_START_TRIES; try++) {
+		n = nvmevf_ranges_fit(r, n, SZ_4K << rmrtg,
+				      caps->trattr & NVME_LM_TRATTR_MRTLL, max);
+		status = nvmevf_track_send(nvmevf, true, rmrtg, r, n, &dw0,
+					   &dw1);
+		if ((status & NVME_SCT_SC_MASK) != NVME_SC_LM_NOT_ENOUGH_RES)
+			break;
+		/* 38h: DW0 the finest granularity it can do, DW1 how many */
+		dw0 &= NVME_LM_TRACK_MRTG_MASK;
+		if (dw0 > caps->maxmrtg || (dw0 <= rmrtg && (!dw1 || dw1 >= n)))
+			return -ENOSPC;
+		if (dw0 > rmrtg)
+			rmrtg = dw0;
+		if (dw1 && dw1 < n)
+			max = dw1;
+	}
+	if (status) {
+		pci_dbg(nvmevf->core_device.pdev,
+			"Track Send (start) failed: %#x\n", status);
+		if ((status & NVME_SCT_SC_MASK) == NVME_SC_LM_NOT_ENOUGH_RES)
+			return -ENOSPC;
+		return status < 0 ? status : nvmevf_status_to_errno(status);
+	}
+
+	d->rxbuf = kvzalloc(d->rxlen, GFP_KERNEL);
+	if (!d->rxbuf) {
+		nvmevf_dirty_stop_locked(nvmevf);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		d->tracked_bytes += r[i].len;
+	d->ranges = no_free_ptr(r);
+	d->nranges = n;
+	d->rmrtg = rmrtg;
+	d->active = true;
+	d->lost = false;
+	d->drained_suspended = false;
+	d->last_bitmap = NULL;
+	d->starts++;
+	*page_size = nvmevf_gran(d);
+	return 0;
+}
+
+static int nvmevf_log_start(struct vfio_device *vdev,
+			    struct rb_root_cached *ranges, u32 nnodes,
+			    u64 *page_size)
+{
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
+	int ret;
+
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return -EINTR;
+	ret = nvmevf_log_start_locked(nvmevf, ranges, nnodes, page_size);
+	mutex_unlock(&nvmevf->state_mutex);
+	return ret;
+}
+
+static int nvmevf_log_stop(struct vfio_device *vdev)
+{
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
+	int ret;
+
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return -EINTR;
+	ret = nvmevf_dirty_end_locked(nvmevf);
+	nvmevf->dirty.lost = false;
+	mutex_unlock(&nvmevf->state_mutex);
+	return ret;
+}
+
+/*
+ * One Track Receive: validate what the PF returned, put what is inside
+ * [@first, @last] (granule indexes) into @dirty and the rest into the
+ * pending set.  Returns 1 when more is to come, 0 when done, or -EIO.
+ */
+static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
+				  u64 first, u64 last, struct iova_bitmap *dirty)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+	struct nvme_lm_tracked_mem *t = d->rxbuf;
+	u64 gran = nvmevf_gran(d);
+	struct nvme_command c;
+	u32 ntmcd, i;
+	u64 start;
+	int status;
+
+	nvmevf_cmd_track_recv(&c, nvmevf->scid, d->rxlen / 4);
+	start = ktime_get_ns();
+	status = nvmevf_submit(nvmevf->core_device.pdev, &c, t, d->rxlen,
+			       NULL, NULL);
+	d->recv_ns += ktime_get_ns() - start;
+	nvmevf->stats.cmd.commands++;
+	nvmevf->stats.cmd.last_status = status;
+	d->receives++;
+	if (status) {
+		nvmevf->stats.cmd.errors++;
+		return -EIO;
+	}
+	ntmcd = le32_to_cpu(t->ntmcd);
+	if (t->ver || le16_to_cpu(t->cntlid) != nvmevf->scid ||
+	    le16_to_cpu(t->rpmpg) != d->rmrtg ||
+	    ntmcd > (d->rxlen - sizeof(*t)) / sizeof(t->desc[0]) ||
+	    (!ntmcd && (t->attrb & NVME_LM_TMC_MTR)))
+		return -EIO;
+
+	for (i = 0; i < ntmcd; i++) {
+		u64 saddr = le64_to_cpu(t->desc[i].saddr);
+		u64 n = le32_to_cpu(t->desc[i].len);
+		u64 g = saddr / gran, e = g + n - 1;
+
+		if (!n || saddr & (gran - 1) ||
+		    !nvmevf_in_ranges(d, saddr, n * gran))
+			return -EIO;
+		d->granules += n;
+		/* the part inside the window now, the rest later */
+		if (g < first && nvmevf_pending_add(d, g, min(e, first - 1) - g + 1))
+			return -ENOMEM;
+		if (e > last && nvmevf_pending_add(d, max(g, last + 1),
+						   e - max(g, last + 1) + 1))
+			return -ENOMEM;
+		if (g <= last && e >= first) {
+			u64 s = max(g, first), l = min(e, last) - s + 1;
+
+			iova_bitmap_set(dirty, s * gran, l * gran);
+			d->reported += l;
+		}
+	}
+	if (!(t->attrb & NVME_LM_TMC_MTR)) {
+		/* suspended and drained: nothing new until it resumes */
+		if (t->attrb & NVME_LM_TMC_SUSP)
+			d->drained_suspended = true;
+		return 0;
+	}
+	return 1;
+}
+
+static bool nvmevf_vf_runs(struct nvmevf_pci_core_device *nvmevf)
+{
+	return nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING ||
+	       nvmevf->mig_state == VFIO_DEVICE_STATE_PRE_COPY;
+}
+
+/*
+ * Does this window need the device drained?  VFIO reads a report window by
+ * window; everything the device had was drained at the report's first
+ * window (the rest is in the pending set).  Skipped:
+ * - a window that continues the previous one of the same report (same
+ *   bitmap, contiguous) while the VF runs: what the VF writes meanwhile
+ *   stays in the controller for the next report, and the final report is
+ *   taken with the VF stopped;
+ * - any window once the stopped VF was drained with SUSP = 1 and MTR = 0:
+ *   TP4159 promises nothing new until it resumes.
+ */
+static bool nvmevf_need_drain(struct nvmevf_pci_core_device *nvmevf,
+			      unsigned long iova, struct iova_bitmap *dirty)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+
+	if (d->drained_suspended)
+		return false;
+	return !(nvmevf_vf_runs(nvmevf) && dirty == d->last_bitmap &&
+		 iova == d->last_end);
+}
+
+static int nvmevf_log_read_locked(struct nvmevf_pci_core_device *nvmevf,
+				  unsigned long iova, unsigned long length,
+				  struct iova_bitmap *dirty)
+{
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+	u64 gran, first, last;
+	int ret, i;
+
+	if (d->lost || test_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
+		return -EIO;
+	if (!d->active)
+		return -EINVAL;
+	if (!length || iova + length - 1 < iova)
+		return -EINVAL;
+	gran = nvmevf_gran(d);
+	first = iova / gran;
+	last = (iova + length - 1) / gran;
+
+	nvmevf_pending_drain(d, first, last, dirty);
+	if (!nvmevf_need_drain(nvmevf, iova, dirty)) {
+		d->skipped++;
+		return 0;
+	}
+	/*
+	 * Bounded: every report clears what it returns, and a controller
+	 * cannot keep writing while it is being drained forever.
+	 */
+	for (i = 0; i < 1 << 20; i++) {
+		ret = nvmevf_track_recv_once(nvmevf, first, last, dirty);
+		if (ret <= 0)
+			return ret;
+	}
+	return -EIO;
+}
+
+static int nvmevf_log_read_and_clear(struct vfio_device *vdev,
+				     unsigned long iova, unsigned long length,
+				     struct iova_bitmap *dirty)
+{
+	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
+	u64 start = ktime_get_ns();
+	int ret;
+
+	if (mutex_lock_killable(&nvmevf->state_mutex))
+		return -EINTR;
+	ret = nvmevf_log_read_locked(nvmevf, iova, length, dirty);
+	nvmevf->dirty.last_bitmap = ret ? NULL : dirty;
+	nvmevf->dirty.last_end = iova + length;
+	if (ret)
+		pci_dbg(nvmevf->core_device.pdev,
+			"DMA logging report failed: %d\n", ret);
+	nvmevf->dirty.read_ns += ktime_get_ns() - start;
+	nvmevf->dirty.reads++;
+	mutex_unlock(&nvmevf->state_mutex);
+	return ret;
+}
+
+static const struct vfio_log_ops nvmevf_log_ops = {
+	.log_start = nvmevf_log_start,
+	.log_stop = nvmevf_log_stop,
+	.log_read_and_clear = nvmevf_log_read_and_clear,
+};
+
+/**
+ * nvmevf_dirty_probe() - offer DMA logging if the PF tracks host memory
+ * @nvmevf: the device, before registration, with its probe results
+ * @id: the PF's Identify Controller data
+ *
+ * DMA logging is advertised only when TRATTR.THMCS is set and the limits
+ * are usable (CMMRTD >= 1, MINMRTG <= MAXMRTG).
+ */
+void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf, const u8 *id)
+{
+	const struct nvme_lm_id_ctrl_fields *f =
+		(const void *)(id + NVME_LM_ID_CTRL_LM_OFFSET);
+	struct nvmevf_dirty *d = &nvmevf->dirty;
+	struct nvme_lm_pf_info pfi;
+
+	d->caps.cmmrtd = le16_to_cpu(f->cmmrtd);
+	d->caps.nmmrtd = le16_to_cpu(f->nmmrtd);
+	d->caps.minmrtg = f->minmrtg;
+	d->caps.maxmrtg = f->maxmrtg;
+	d->caps.trattr = f->trattr;
+	if (!(f->trattr & NVME_LM_TRATTR_THMCS) || !d->caps.cmmrtd ||
+	    d->caps.minmrtg > d->caps.maxmrtg || d->caps.maxmrtg > 51) {
+		pci_info(nvmevf->core_device.pdev,
+			 "no DMA logging: the PF does not track host memory changes\n");
+		return;
+	}
+	if (nvme_pci_vf_pf_info(nvmevf->core_device.pdev, &pfi))
+		return;
+	d->rxlen = rounddown_pow_of_two(min_t(u32, pfi.max_transfer,
+					      NVMEVF_RECV_MAX));
+	if (d->rxlen < sizeof(struct nvme_lm_tracked_mem) +
+		       sizeof(struct nvme_lm_tmcd))
+		return;
+	nvmevf->core_device.vdev.log_ops = &nvmevf_log_ops;
+}
+
+/**
+ * nvmevf_dirty_init() - initialise the tracking part of a device
+ * @nvmevf: the device
+ */
+void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf)
+{
+	xa_init(&nvmevf->dirty.pending);
+}
