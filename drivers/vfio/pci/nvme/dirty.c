@@ -21,6 +21,7 @@
 #include <linux/sort.h>
 #include <linux/vfio.h>
 #include <linux/xarray.h>
+#include <kunit/visibility.h>
 
 #include "nvme-vfio-pci.h"
 
@@ -128,8 +129,8 @@ static int nvmevf_range_cmp(const void *a, const void *b)
  * sort them and merge those that now touch; then merge the closest
  * neighbours until at most @max remain.  Returns the count.
  */
-static u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran,
-			     bool pow2, u32 max)
+VISIBLE_IF_KUNIT u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n,
+				       u64 gran, bool pow2, u32 max)
 {
 	u32 i, j;
 
@@ -142,6 +143,8 @@ static u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran,
 	}
 	sort(r, n, sizeof(*r), nvmevf_range_cmp, NULL);
 	for (;;) {
+		u32 merged;
+
 		if (pow2)
 			for (i = 0; i < n; i++)
 				r[i].len = roundup_pow_of_two(r[i].len);
@@ -156,7 +159,13 @@ static u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran,
 				r[++i] = r[j];
 			}
 		}
-		n = n ? i + 1 : 0;
+		merged = n ? i + 1 : 0;
+		/* a merged length is rounded up again */
+		if (pow2 && merged < n) {
+			n = merged;
+			continue;
+		}
+		n = merged;
 		if (n <= max)
 			return n;
 		/* merge the two neighbours with the smallest gap */
@@ -169,6 +178,7 @@ static u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran,
 		n--;
 	}
 }
+EXPORT_SYMBOL_IF_KUNIT(nvmevf_ranges_fit);
 
 static bool nvmevf_in_ranges(const struct nvmevf_dirty *d, u64 start, u64 len)
 {

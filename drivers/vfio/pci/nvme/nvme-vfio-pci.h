@@ -519,6 +519,10 @@ void nvmevf_dirty_resumed_locked(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_dirty_reset_locked(struct nvmevf_pci_core_device *nvmevf,
 			       bool send);
 void nvmevf_dirty_pf_lost_locked(struct nvmevf_pci_core_device *nvmevf);
+#if IS_ENABLED(CONFIG_KUNIT)
+u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran, bool pow2,
+		      u32 max);
+#endif
 #else
 static inline void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf)
 {

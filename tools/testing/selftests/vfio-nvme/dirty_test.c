@@ -406,4 +406,62 @@ TEST_F(dirty, migration_with_logging_misses_nothing)
 	free(stream);
 }
 
+/*
+ * Tracking ends with VFIO_DEVICE_RESET and with close: the device's
+ * tracking is stopped too (a new start would otherwise be refused: the PF
+ * tracks a controller once).
+ */
+TEST_F(dirty, reset_and_close_end_tracking)
+{
+	struct vnl_range r = { IOVA_A, ARENA_SIZE };
+	uint64_t map[MAX_BITS / 64], ps = VNL_PAGE;
+
+	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
+	self->logging = true;
+	ASSERT_EQ(0, vnl_dev_reset(&self->dev));
+	/* the post-reset work is done once the state can be read */
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev));
+	EXPECT_EQ(0, dbg(self->rig.bdf[0], "dirty_stop_pending"));
+	EXPECT_EQ(-EINVAL, report_arena(&self->dev, ps, map));
+	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1)) TH_LOG("start after reset");
+
+	vnl_dev_close(&self->dev);
+	self->logging = false;
+	ASSERT_EQ(0, vnl_dev_open(&self->dev, self->rig.bdf[0], VNL_IOMMUFD,
+				  IOVA_A, ARENA_SIZE)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1)) TH_LOG("start after close");
+	self->logging = true;
+}
+
+/*
+ * A PF controller reset while tracking (it stops the MMC's tracking):
+ * reports fail with -EIO until logging is stopped; afterwards, with the
+ * VFs online again, logging starts again.
+ */
+TEST_F(dirty, pf_reset_while_tracking)
+{
+	struct vnl_range r = { IOVA_A, ARENA_SIZE };
+	uint64_t map[MAX_BITS / 64], ps = VNL_PAGE;
+	int i, tries, ret = 0;
+
+	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
+	self->logging = true;
+	ASSERT_EQ(0, vnl_pf_reset(self->rig.pf)) TH_LOG("%s", vnl_err);
+	for (tries = 0; tries < 50; tries++) {
+		ret = report_arena(&self->dev, ps, map);
+		if (ret)
+			break;
+		usleep(100000);
+	}
+	EXPECT_EQ(-EIO, ret);
+	EXPECT_EQ(0, vnl_dma_log_stop(&self->dev));
+	self->logging = false;
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, vnl_pf_vf_online(self->rig.pffd, self->rig.pf, i, 4, 2,
+					      NULL)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_dev_reset(&self->dev));
+	EXPECT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
+	self->logging = true;
+}
+
 TEST_HARNESS_MAIN

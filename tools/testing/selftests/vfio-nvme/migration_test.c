@@ -814,6 +814,30 @@ TEST_F(mig, failed_get_state_keeps_stop)
 }
 
 /*
+ * The source checks its own state as the destination will: a malformed
+ * state from the PF (fault injection: NIOSQ off by one) fails STOP_COPY
+ * with -EIO before any byte is read, and the device stays in STOP.
+ */
+TEST_F(mig, malformed_source_state_fails_stop_copy)
+{
+	struct vnl_dev *d = &self->dev[0];
+	uint8_t *stream;
+	size_t len;
+	int fd = -1;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[0], 1, 8, false, 0));
+	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	ASSERT_EQ(0, vnl_lm_fault("nvme0", "corrupt-state", 1, 0x6)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(-EIO, vnl_mig_set_state(d, S_STOP_COPY, &fd));
+	EXPECT_EQ(S_STOP, vnl_mig_get_state(d));
+	/* without the fault the same arc works */
+	ASSERT_EQ(0, save(_metadata, d, &stream, &len));
+	ASSERT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	free(stream);
+}
+
+/*
  * An Identify that fails during RUNNING -> PRE_COPY leaves RUNNING: the VF
  * keeps doing I/O, and what QEMU does after a failed arc (set its
  * recover state, RUNNING) succeeds instead of ending in a reset.
