@@ -273,15 +273,9 @@ void nvmevf_dirty_flush_stop_locked(struct nvmevf_pci_core_device *nvmevf)
 			 "stopping memory tracking failed\n");
 }
 
-/* Tracking ends: stop on the device (now or pending) and forget the log. */
-static int nvmevf_dirty_end_locked(struct nvmevf_pci_core_device *nvmevf)
+/* VFIO's view of tracking ends: the ranges, the buffer, the pending set. */
+static void nvmevf_dirty_forget(struct nvmevf_dirty *d)
 {
-	struct nvmevf_dirty *d = &nvmevf->dirty;
-	int ret = 0;
-
-	if (!d->active)
-		return 0;
-	ret = nvmevf_dirty_stop_locked(nvmevf);
 	d->active = false;
 	kfree(d->ranges);
 	d->ranges = NULL;
@@ -289,6 +283,17 @@ static int nvmevf_dirty_end_locked(struct nvmevf_pci_core_device *nvmevf)
 	kvfree(d->rxbuf);
 	d->rxbuf = NULL;
 	nvmevf_pending_free(d);
+}
+
+/* Tracking ends: stop on the device (now or pending) and forget the log. */
+static int nvmevf_dirty_end_locked(struct nvmevf_pci_core_device *nvmevf)
+{
+	int ret;
+
+	if (!nvmevf->dirty.active)
+		return 0;
+	ret = nvmevf_dirty_stop_locked(nvmevf);
+	nvmevf_dirty_forget(&nvmevf->dirty);
 	return ret;
 }
 
@@ -305,23 +310,14 @@ void nvmevf_dirty_reset_locked(struct nvmevf_pci_core_device *nvmevf,
 {
 	struct nvmevf_dirty *d = &nvmevf->dirty;
 
-	if (!d->active)
-		goto flush;
 	if (!send) {
-		d->stop_pending = true;
-		d->active = false;
-		kfree(d->ranges);
-		d->ranges = NULL;
-		d->nranges = 0;
-		kvfree(d->rxbuf);
-		d->rxbuf = NULL;
-		nvmevf_pending_free(d);
+		if (d->active)
+			d->stop_pending = true;
+		nvmevf_dirty_forget(d);
 		return;
 	}
 	nvmevf_dirty_end_locked(nvmevf);
-flush:
-	if (send)
-		nvmevf_dirty_flush_stop_locked(nvmevf);
+	nvmevf_dirty_flush_stop_locked(nvmevf);
 }
 
 /**
@@ -337,14 +333,8 @@ void nvmevf_dirty_pf_lost_locked(struct nvmevf_pci_core_device *nvmevf)
 	d->stop_pending = false;
 	if (!d->active)
 		return;
-	d->active = false;
 	d->lost = true;
-	kfree(d->ranges);
-	d->ranges = NULL;
-	d->nranges = 0;
-	kvfree(d->rxbuf);
-	d->rxbuf = NULL;
-	nvmevf_pending_free(d);
+	nvmevf_dirty_forget(d);
 }
 
 /* ---- vfio_log_ops ---- */

@@ -34,25 +34,6 @@ struct sample {
 	long recvs;
 };
 
-static long dbg(const char *bdf, const char *name)
-{
-	char path[PATH_MAX], line[256];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/debug/vfio/%s/migration/nvme", bdf);
-	f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 0);
-	fclose(f);
-	return v;
-}
-
 static double now_us(void)
 {
 	struct timespec ts;
@@ -65,16 +46,17 @@ static double now_us(void)
 static int timed_report(struct vnl_dev *d, const char *bdf, uint64_t base,
 			uint64_t len, uint64_t *map, struct sample *s)
 {
-	long rd0 = dbg(bdf, "dirty_read_ns"), rc0 = dbg(bdf, "dirty_recv_ns");
-	long n0 = dbg(bdf, "dirty_receives");
+	long rd0 = vnl_debugfs_stat(bdf, "dirty_read_ns");
+	long rc0 = vnl_debugfs_stat(bdf, "dirty_recv_ns");
+	long n0 = vnl_debugfs_stat(bdf, "dirty_receives");
 	double t0 = now_us();
 	int ret = vnl_dma_log_report(d, base, len, VNL_PAGE, map);
 
 	s->wall_us = now_us() - t0;
-	s->dev_us = (dbg(bdf, "dirty_recv_ns") - rc0) / 1e3;
-	s->drv_us = (dbg(bdf, "dirty_read_ns") - rd0) / 1e3 - s->dev_us;
+	s->dev_us = (vnl_debugfs_stat(bdf, "dirty_recv_ns") - rc0) / 1e3;
+	s->drv_us = (vnl_debugfs_stat(bdf, "dirty_read_ns") - rd0) / 1e3 - s->dev_us;
 	s->core_us = s->wall_us - s->drv_us - s->dev_us;
-	s->recvs = dbg(bdf, "dirty_receives") - n0;
+	s->recvs = vnl_debugfs_stat(bdf, "dirty_receives") - n0;
 	return ret;
 }
 
@@ -166,7 +148,7 @@ int main(void)
 		return 1;
 	}
 
-	printf("BENCH DMA logging report, times in us (best of %d for clean), granule 4 KiB\n",
+	printf("BENCH DMA logging report, times in us (best of %d but K = 64k), granule 4 KiB\n",
 	       REPS);
 	printf("BENCH %-28s %10s %10s %10s %10s %6s\n", "case", "driver",
 	       "device", "core", "ioctl", "TRs");
@@ -178,7 +160,16 @@ int main(void)
 	if (!ret)
 		row("clean, 1 TiB tracked", &t, "");
 	for (i = 0; !ret && i < 3; i++) {
-		ret = dirty_case(&d, &c, rig.bdf[0], base, ks[i], &dk[i], &seen[i]);
+		struct sample s;
+		int rep;
+
+		/* best of REPS, but K = 64k once: its Reads take a while */
+		for (rep = 0; !ret && rep < (i < 2 ? REPS : 1); rep++) {
+			ret = dirty_case(&d, &c, rig.bdf[0], base, ks[i], &s,
+					 &seen[i]);
+			if (!rep || s.drv_us < dk[i].drv_us)
+				dk[i] = s;
+		}
 		if (ret)
 			break;
 		snprintf(note, sizeof(note), "%ld granules reported", seen[i]);
@@ -191,11 +182,13 @@ int main(void)
 	}
 	printf("BENCH ratio driver time, clean 1 TiB / 1 GiB: %.2f (goal <= 2)\n",
 	       t.drv_us / g.drv_us);
-	for (i = 0; i < 3; i++)
-		printf("BENCH driver time per dirty granule, K = %ld: %.3f us\n",
-		       ks[i], dk[i].drv_us / ks[i]);
+	/* per granule: the time above the K = 1 report (its fixed cost) */
+	for (i = 1; i < 3; i++)
+		printf("BENCH driver time per dirty granule, K = %ld: %.3f us (above K = 1)\n",
+		       ks[i], (dk[i].drv_us - dk[0].drv_us) / (ks[i] - 1));
 	printf("BENCH ratio per-granule time, K = 64k / K = 1k: %.2f (goal: about 1)\n",
-	       (dk[2].drv_us / ks[2]) / (dk[1].drv_us / ks[1]));
+	       ((dk[2].drv_us - dk[0].drv_us) / (ks[2] - 1)) /
+	       ((dk[1].drv_us - dk[0].drv_us) / (ks[1] - 1)));
 	vnl_dev_close(&d);
 	vnl_rig_close(&rig);
 	return 0;

@@ -113,25 +113,6 @@ static void set_page(uint64_t *map, uint64_t iova, uint64_t ps)
 	map[n / 64] |= 1ull << (n % 64);
 }
 
-static long dbg(const char *bdf, const char *name)
-{
-	char path[PATH_MAX], line[256];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/debug/vfio/%s/migration/nvme", bdf);
-	f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 0);
-	fclose(f);
-	return v;
-}
-
 /*
  * At page size @ps: after a clearing report, an Identify and two Reads;
  * the report names exactly the Identify data page, the two payload pages
@@ -198,7 +179,7 @@ TEST_F(dirty, more_ranges_than_cmmrtd)
 	}
 	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, r, 4));
 	self->logging = true;
-	EXPECT_LE(dbg(self->rig.bdf[0], "dirty_ranges"), 2);
+	EXPECT_LE(vnl_debugfs_stat(self->rig.bdf[0], "dirty_ranges"), 2);
 	for (i = 0; i < 4; i++)
 		ASSERT_EQ(0, dev_read(&self->ctrl, self->iova[i], 20 + i));
 	for (i = 0; i < 4; i++) {
@@ -278,11 +259,11 @@ TEST_F(dirty, window_keeps_other_windows)
 	EXPECT_TRUE(bit(map, (self->iova[0] - IOVA_A) / VNL_PAGE));
 	EXPECT_EQ(2, count_bits(map, half / VNL_PAGE));
 	/* the upper half: payload 3, kept since the first report */
-	EXPECT_GT(dbg(self->rig.bdf[0], "dirty_pending_chunks"), 0);
+	EXPECT_GT(vnl_debugfs_stat(self->rig.bdf[0], "dirty_pending_chunks"), 0);
 	ASSERT_EQ(0, vnl_dma_log_report(&self->dev, IOVA_A + half, half, ps, map));
 	EXPECT_TRUE(bit(map, (self->iova[3] - IOVA_A - half) / VNL_PAGE));
 	EXPECT_EQ(1, count_bits(map, half / VNL_PAGE));
-	EXPECT_EQ(0, dbg(self->rig.bdf[0], "dirty_pending_chunks"));
+	EXPECT_EQ(0, vnl_debugfs_stat(self->rig.bdf[0], "dirty_pending_chunks"));
 	ASSERT_EQ(0, report_arena(&self->dev, ps, map));
 	EXPECT_EQ(0, count_bits(map, MAX_BITS));
 }
@@ -346,9 +327,9 @@ TEST_F(dirty, stop_while_suspended_keeps_budget)
 		EXPECT_TRUE(bit(map, (self->iova[0] - IOVA_A) / VNL_PAGE));
 		EXPECT_EQ(0, vnl_dma_log_stop(&self->dev));
 		self->logging = false;
-		EXPECT_EQ(1, dbg(self->rig.bdf[0], "dirty_stop_pending"));
+		EXPECT_EQ(1, vnl_debugfs_stat(self->rig.bdf[0], "dirty_stop_pending"));
 		ASSERT_EQ(0, vnl_mig_set_state(&self->dev, S_RUNNING, NULL));
-		EXPECT_EQ(0, dbg(self->rig.bdf[0], "dirty_stop_pending"));
+		EXPECT_EQ(0, vnl_debugfs_stat(self->rig.bdf[0], "dirty_stop_pending"));
 	}
 }
 
@@ -421,7 +402,7 @@ TEST_F(dirty, reset_and_close_end_tracking)
 	ASSERT_EQ(0, vnl_dev_reset(&self->dev));
 	/* the post-reset work is done once the state can be read */
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev));
-	EXPECT_EQ(0, dbg(self->rig.bdf[0], "dirty_stop_pending"));
+	EXPECT_EQ(0, vnl_debugfs_stat(self->rig.bdf[0], "dirty_stop_pending"));
 	EXPECT_EQ(-EINVAL, report_arena(&self->dev, ps, map));
 	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1)) TH_LOG("start after reset");
 
@@ -462,6 +443,25 @@ TEST_F(dirty, pf_reset_while_tracking)
 	ASSERT_EQ(0, vnl_dev_reset(&self->dev));
 	EXPECT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
 	self->logging = true;
+}
+
+/*
+ * More than the PF can track at the page size asked for (2 TiB at 4 KiB is
+ * above the model's 2^28 granules): Not Enough Resources names a coarser
+ * granularity, the driver retries with it and reports the page size used.
+ */
+TEST_F(dirty, not_enough_resources_goes_coarser)
+{
+	struct vnl_range r = { 0, 2048 * SZ_1G };
+	uint64_t map[MAX_BITS / 64], ps = VNL_PAGE;
+
+	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
+	self->logging = true;
+	EXPECT_GT(ps, VNL_PAGE);
+	EXPECT_EQ(0, ps & (ps - 1));
+	ASSERT_EQ(0, dev_read(&self->ctrl, self->iova[0], 90));
+	ASSERT_EQ(0, vnl_dma_log_report(&self->dev, IOVA_A, ARENA_SIZE, ps, map));
+	EXPECT_TRUE(bit(map, (self->iova[0] - IOVA_A) / ps));
 }
 
 TEST_HARNESS_MAIN

@@ -67,16 +67,9 @@ static void put_le64(uint8_t *p, uint64_t v)
 static int write_param(const char *name, const char *val)
 {
 	char path[PATH_MAX];
-	int fd, ret = 0;
 
 	snprintf(path, sizeof(path), PARAM_DIR "%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
-		ret = -errno;
-	close(fd);
-	return ret;
+	return vnl_write_file(path, val);
 }
 
 FIXTURE(mig) {
@@ -716,6 +709,7 @@ static int find_other_vf(char *vf, size_t len)
  */
 TEST(vf_without_mmc_binds_without_migration)
 {
+	struct vnl_range range = { IOVA_B, VNL_PAGE };
 	struct vnl_dev d;
 	char vf[32], drv[PATH_MAX], path[PATH_MAX];
 	uint64_t flags;
@@ -738,6 +732,9 @@ TEST(vf_without_mmc_binds_without_migration)
 	ASSERT_EQ(0, vnl_cfg_read(&d, 0, cfg, sizeof(cfg)));
 	EXPECT_EQ(0x1b36, cfg[0] | cfg[1] << 8);
 	EXPECT_EQ(-ENOTTY, vnl_mig_flags(&d, &flags));
+	/* and no DMA logging either */
+	flags = VNL_PAGE;
+	EXPECT_EQ(-ENOTTY, vnl_dma_log_start(&d, &flags, &range, 1));
 	vnl_dev_close(&d);
 	vnl_sysfs_write(vf, "driver/unbind", vf);
 	vnl_sysfs_write(vf, "driver_override", "\n");
@@ -777,6 +774,20 @@ static int io_roundtrip(struct vnl_ctrl *c, void *data, uint64_t iova,
 	return memcmp(data, expect, VNL_PAGE) ? -EILSEQ : 0;
 }
 
+/* VF @d: controller enabled, one I/O queue pair, one data page */
+static int io_setup(struct vnl_ctrl *c, struct vnl_dev *d, void **data,
+		    uint64_t *iova)
+{
+	int ret = vnl_ctrl_enable(c, d, 16);
+
+	if (!ret)
+		ret = vnl_create_ioq(c, 1, 16, false, 0);
+	if (ret)
+		return ret;
+	*data = vnl_dma_alloc(d, VNL_PAGE, iova);
+	return *data ? 0 : -ENOMEM;
+}
+
 /*
  * Error policy: a Get Controller State that fails at STOP -> STOP_COPY
  * leaves STOP (not ERROR), and STOP -> RUNNING then works without a reset:
@@ -789,10 +800,7 @@ TEST_F(mig, failed_get_state_keeps_stop)
 	void *data;
 	int fd = -1;
 
-	ASSERT_EQ(0, vnl_ctrl_enable(c, &self->dev[0], 16)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	data = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova);
-	ASSERT_NE(NULL, data);
+	ASSERT_EQ(0, io_setup(c, &self->dev[0], &data, &iova)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, io_roundtrip(c, data, iova, 500, 1));
 
 	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_STOP, NULL));
@@ -849,10 +857,7 @@ TEST_F(mig, failed_precopy_keeps_running)
 	void *data;
 	int fd = -1;
 
-	ASSERT_EQ(0, vnl_ctrl_enable(c, &self->dev[0], 16)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	data = vnl_dma_alloc(&self->dev[0], VNL_PAGE, &iova);
-	ASSERT_NE(NULL, data);
+	ASSERT_EQ(0, io_setup(c, &self->dev[0], &data, &iova)) TH_LOG("%s", vnl_err);
 
 	ASSERT_EQ(0, vnl_lm_fault("nvme0", "identify-csf", 1, 0x6)) TH_LOG("%s", vnl_err);
 	EXPECT_EQ(-EIO, vnl_mig_set_state(&self->dev[0], S_PRE_COPY, &fd));
@@ -884,10 +889,7 @@ TEST_F(mig, refused_state_fails_write)
 	void *data;
 	int fd;
 
-	ASSERT_EQ(0, vnl_ctrl_enable(c, src, 16)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	data = vnl_dma_alloc(src, VNL_PAGE, &iova);
-	ASSERT_NE(NULL, data);
+	ASSERT_EQ(0, io_setup(c, src, &data, &iova)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, io_roundtrip(c, data, iova, 520, 7));
 	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
 	ASSERT_EQ(0, save(_metadata, src, &stream, &len));
@@ -1013,10 +1015,7 @@ TEST_F(mig, close_in_stop_resumes)
 
 	ASSERT_EQ(0, vnl_dev_open(d, self->rig.bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE))
 		TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_ctrl_enable(c, d, 16)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_create_ioq(c, 1, 16, false, 0)) TH_LOG("%s", vnl_err);
-	data = vnl_dma_alloc(d, VNL_PAGE, &iova);
-	ASSERT_NE(NULL, data);
+	ASSERT_EQ(0, io_setup(c, d, &data, &iova)) TH_LOG("%s", vnl_err);
 	EXPECT_EQ(0, io_roundtrip(c, data, iova, 530, 9));
 }
 
@@ -1061,26 +1060,6 @@ TEST(pf_bound_to_driver_creates_vf)
 	EXPECT_EQ(0, access(path, F_OK));
 }
 
-/* a "name: value" line of the driver's migration/nvme debugfs file */
-static long debugfs_stat(const char *bdf, const char *name)
-{
-	char path[PATH_MAX], line[256];
-	size_t n = strlen(name);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/debug/vfio/%s/migration/nvme", bdf);
-	f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 0);
-	fclose(f);
-	return v;
-}
-
 /*
  * A file's buffers go when the file is disabled (the device left the
  * state), not when the user closes it: the fd stays open here.
@@ -1092,22 +1071,22 @@ TEST_F(mig, disabled_file_frees_buffers)
 	uint8_t buf[16];
 	int fd;
 
-	ASSERT_EQ(0, debugfs_stat(bdf, "files_holding_buffers"));
+	ASSERT_EQ(0, vnl_debugfs_stat(bdf, "files_holding_buffers"));
 	ASSERT_EQ(0, set_state(_metadata, d, S_STOP_COPY, &fd));
 	self->fd[0] = fd;
 	ASSERT_EQ(10, read(fd, buf, 10));
-	EXPECT_EQ(1, debugfs_stat(bdf, "files_holding_buffers"));
+	EXPECT_EQ(1, vnl_debugfs_stat(bdf, "files_holding_buffers"));
 	ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
-	EXPECT_EQ(0, debugfs_stat(bdf, "files_holding_buffers"));
+	EXPECT_EQ(0, vnl_debugfs_stat(bdf, "files_holding_buffers"));
 	EXPECT_EQ(-1, read(fd, buf, 1));
 	EXPECT_EQ(ENODEV, errno);
 
 	ASSERT_EQ(0, set_state(_metadata, d, S_RESUMING, &fd));
 	self->fd[1] = fd;
 	ASSERT_EQ(4, write(fd, "NVME", 4));
-	EXPECT_EQ(1, debugfs_stat(bdf, "files_holding_buffers"));
+	EXPECT_EQ(1, vnl_debugfs_stat(bdf, "files_holding_buffers"));
 	ASSERT_EQ(0, vnl_dev_reset(d));
-	EXPECT_EQ(0, debugfs_stat(bdf, "files_holding_buffers"));
+	EXPECT_EQ(0, vnl_debugfs_stat(bdf, "files_holding_buffers"));
 	EXPECT_EQ(-1, write(fd, "V", 1));
 	EXPECT_EQ(ENODEV, errno);
 }

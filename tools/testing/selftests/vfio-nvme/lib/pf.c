@@ -337,14 +337,52 @@ int vnl_pf_reset(const char *pf_bdf)
  */
 int vnl_probe_driver(const char *bdf)
 {
-	int fd = open("/sys/bus/pci/drivers_probe", O_WRONLY), ret = 0;
+	return vnl_write_file("/sys/bus/pci/drivers_probe", bdf);
+}
+
+/**
+ * vnl_write_file() - write a string to a (sysfs) file
+ * @path: the file
+ * @val: the string
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
 
 	if (fd < 0)
 		return -errno;
-	if (write(fd, bdf, strlen(bdf)) != (ssize_t)strlen(bdf))
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
 		ret = -errno;
 	close(fd);
 	return ret;
+}
+
+/**
+ * vnl_debugfs_stat() - a value of nvme-vfio-pci's migration debugfs file
+ * @bdf: the VF
+ * @name: the name before the colon of a "name: value" line
+ *
+ * Return: the value, -1 if there is no such line, or negative errno.
+ */
+long vnl_debugfs_stat(const char *bdf, const char *name)
+{
+	char path[PATH_MAX], line[256];
+	size_t n = strlen(name);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/vfio/%s/migration/nvme", bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 0);
+	fclose(f);
+	return v;
 }
 
 /**

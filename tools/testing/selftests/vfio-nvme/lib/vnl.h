@@ -167,6 +167,8 @@ int vnl_pf_open(const char *pf_bdf);
 int vnl_pf_reset(const char *pf_bdf);
 void vnl_fill_pattern(uint8_t *p, size_t len, uint32_t seed);
 int vnl_probe_driver(const char *bdf);
+int vnl_write_file(const char *path, const char *val);
+long vnl_debugfs_stat(const char *bdf, const char *name);
 int vnl_pf_admin(int fd, uint8_t opc, uint32_t cdw10, uint32_t cdw11,
 		 void *data, uint32_t len, uint32_t *result);
 int vnl_pf_scid(int fd, int vfn, uint16_t *scid);
