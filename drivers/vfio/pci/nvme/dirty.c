@@ -41,6 +41,69 @@ static u64 nvmevf_gran(const struct nvmevf_dirty *d)
 	return SZ_4K << d->rmrtg;
 }
 
+/* ---- Runs to report: collected under state_mutex, set after it ---- */
+
+/*
+ * iova_bitmap_set() may pin the next part of the user's bitmap
+ * (pin_user_pages, mmap_lock), and a fault on the VF's BAR mmap takes the
+ * core's memory_lock under mmap_lock, which reset_done holds while it takes
+ * state_mutex: the bits are therefore set after state_mutex is dropped.
+ */
+struct nvmevf_runs {
+	struct nvmevf_range *r;
+	u32 n;
+	u32 cap;
+};
+
+static int nvmevf_runs_add(struct nvmevf_runs *runs, u64 start, u64 end)
+{
+	if (start >= end)
+		return 0;
+	if (runs->n && runs->r[runs->n - 1].start + runs->r[runs->n - 1].len == start) {
+		runs->r[runs->n - 1].len += end - start;
+		return 0;
+	}
+	if (runs->n == runs->cap) {
+		u32 cap = runs->cap ? 2 * runs->cap : 64;
+		struct nvmevf_range *r = krealloc_array(runs->r, cap, sizeof(*r),
+							GFP_KERNEL);
+
+		if (!r)
+			return -ENOMEM;
+		runs->r = r;
+		runs->cap = cap;
+	}
+	runs->r[runs->n].start = start;
+	runs->r[runs->n].len = end - start;
+	runs->n++;
+	return 0;
+}
+
+/**
+ * struct nvmevf_window - the report window, in bytes and granules
+ * @start: first byte
+ * @end: byte after the last
+ * @first: first granule touching the window
+ * @last: last granule touching the window
+ * @full_first: first granule entirely inside the window
+ * @full_end: the granule after the last one entirely inside the window;
+ *	none is when @full_end <= @full_first
+ */
+struct nvmevf_window {
+	u64 start, end;
+	u64 first, last;
+	u64 full_first, full_end;
+};
+
+/* granules [g, e]: their bytes inside the window, clipped, become a run */
+static int nvmevf_window_set(struct nvmevf_runs *runs,
+			     const struct nvmevf_window *w, u64 g, u64 e,
+			     u64 gran)
+{
+	return nvmevf_runs_add(runs, max(g * gran, w->start),
+			       min((e + 1) * gran, w->end));
+}
+
 /* ---- The pending set: reported granules not yet handed to VFIO ---- */
 
 /*
@@ -75,33 +138,46 @@ static int nvmevf_pending_add(struct nvmevf_dirty *d, u64 gidx, u64 n)
 	return 0;
 }
 
-/* Hand the pending granules of [first, last] (granule indexes) to VFIO. */
-static void nvmevf_pending_drain(struct nvmevf_dirty *d, u64 first, u64 last,
-				 struct iova_bitmap *dirty)
+/*
+ * The pending granules touching the window become runs; those entirely
+ * inside it leave the set (a granule the window only partly covers stays
+ * for the neighbouring window).
+ */
+static int nvmevf_pending_drain(struct nvmevf_dirty *d,
+				const struct nvmevf_window *w,
+				struct nvmevf_runs *runs)
 {
-	unsigned long cidx = first / NVMEVF_CHUNK_BITS;
+	unsigned long cidx = w->first / NVMEVF_CHUNK_BITS;
 	unsigned long *bits;
 	u64 gran = nvmevf_gran(d);
+	int ret;
 
-	xa_for_each_range(&d->pending, cidx, bits, first / NVMEVF_CHUNK_BITS,
-			  last / NVMEVF_CHUNK_BITS) {
+	xa_for_each_range(&d->pending, cidx, bits, w->first / NVMEVF_CHUNK_BITS,
+			  w->last / NVMEVF_CHUNK_BITS) {
 		u64 base = (u64)cidx * NVMEVF_CHUNK_BITS;
-		unsigned int lo = first > base ? first - base : 0;
-		unsigned int hi = min_t(u64, last - base + 1, NVMEVF_CHUNK_BITS);
-		unsigned int s = lo, e;
+		unsigned int lo = w->first > base ? w->first - base : 0;
+		unsigned int hi = min_t(u64, w->last - base + 1, NVMEVF_CHUNK_BITS);
+		unsigned int s = lo, e, clo, chi;
 
 		for_each_set_bitrange_from(s, e, bits, hi) {
-			iova_bitmap_set(dirty, (base + s) * gran,
-					(u64)(e - s) * gran);
+			ret = nvmevf_window_set(runs, w, base + s, base + e - 1,
+						gran);
+			if (ret)
+				return ret;
 			d->reported += e - s;
 		}
-		bitmap_clear(bits, lo, hi - lo);
+		/* clear what lies entirely inside the window */
+		clo = max(w->full_first, base) - base;
+		chi = min_t(u64, w->full_end, base + NVMEVF_CHUNK_BITS) - base;
+		if (w->full_end > base && chi > clo)
+			bitmap_clear(bits, clo, chi - clo);
 		if (bitmap_empty(bits, NVMEVF_CHUNK_BITS)) {
 			xa_erase(&d->pending, cidx);
 			bitmap_free(bits);
 			d->pending_chunks--;
 		}
 	}
+	return 0;
 }
 
 static void nvmevf_pending_free(struct nvmevf_dirty *d)
@@ -186,7 +262,8 @@ static bool nvmevf_in_ranges(const struct nvmevf_dirty *d, u64 start, u64 len)
 
 	for (i = 0; i < d->nranges; i++)
 		if (start >= d->ranges[i].start &&
-		    start + len <= d->ranges[i].start + d->ranges[i].len)
+		    start - d->ranges[i].start <= d->ranges[i].len &&
+		    len <= d->ranges[i].len - (start - d->ranges[i].start))
 			return true;
 	return false;
 }
@@ -417,7 +494,6 @@ static int nvmevf_log_start_locked(struct nvmevf_pci_core_device *nvmevf,
 	d->active = true;
 	d->lost = false;
 	d->drained_suspended = false;
-	d->last_bitmap = NULL;
 	d->starts++;
 	*page_size = nvmevf_gran(d);
 	return 0;
@@ -456,7 +532,8 @@ static int nvmevf_log_stop(struct vfio_device *vdev)
  * pending set.  Returns 1 when more is to come, 0 when done, or -EIO.
  */
 static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
-				  u64 first, u64 last, struct iova_bitmap *dirty)
+				  const struct nvmevf_window *w,
+				  struct nvmevf_runs *runs)
 {
 	struct nvmevf_dirty *d = &nvmevf->dirty;
 	struct nvme_lm_tracked_mem *t = d->rxbuf;
@@ -488,23 +565,36 @@ static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
 	for (i = 0; i < ntmcd; i++) {
 		u64 saddr = le64_to_cpu(t->desc[i].saddr);
 		u64 n = le32_to_cpu(t->desc[i].len);
-		u64 g = saddr / gran, e = g + n - 1;
+		u64 g = saddr / gran, e = g + n - 1, bytes;
 
 		if (!n || saddr & (gran - 1) ||
-		    !nvmevf_in_ranges(d, saddr, n * gran))
+		    check_mul_overflow(n, gran, &bytes) ||
+		    !nvmevf_in_ranges(d, saddr, bytes))
 			return -EIO;
 		d->granules += n;
-		/* the part inside the window now, the rest later */
-		if (g < first && nvmevf_pending_add(d, g, min(e, first - 1) - g + 1))
-			return -ENOMEM;
-		if (e > last && nvmevf_pending_add(d, max(g, last + 1),
-						   e - max(g, last + 1) + 1))
-			return -ENOMEM;
-		if (g <= last && e >= first) {
-			u64 s = max(g, first), l = min(e, last) - s + 1;
+		/*
+		 * The bytes inside the window now; every granule not entirely
+		 * inside it also waits for the neighbouring windows.
+		 */
+		if (w->full_end <= w->full_first) {
+			if (nvmevf_pending_add(d, g, n))
+				return -ENOMEM;
+		} else {
+			if (g < w->full_first &&
+			    nvmevf_pending_add(d, g, min(e + 1, w->full_first) - g))
+				return -ENOMEM;
+			if (e + 1 > w->full_end) {
+				u64 p = max(g, w->full_end);
 
-			iova_bitmap_set(dirty, s * gran, l * gran);
-			d->reported += l;
+				if (nvmevf_pending_add(d, p, e + 1 - p))
+					return -ENOMEM;
+			}
+		}
+		if (g <= w->last && e >= w->first) {
+			if (nvmevf_window_set(runs, w, max(g, w->first),
+					      min(e, w->last), gran))
+				return -ENOMEM;
+			d->reported += min(e, w->last) - max(g, w->first) + 1;
 		}
 	}
 	if (!(t->attrb & NVME_LM_TMC_MTR)) {
@@ -516,67 +606,44 @@ static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
 	return 1;
 }
 
-static bool nvmevf_vf_runs(struct nvmevf_pci_core_device *nvmevf)
-{
-	return nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING ||
-	       nvmevf->mig_state == VFIO_DEVICE_STATE_PRE_COPY;
-}
-
 /*
- * Does this window need the device drained?  VFIO reads a report window by
- * window; everything the device had was drained at the report's first
- * window (the rest is in the pending set).  Skipped:
- * - a window that continues the previous one of the same report (same
- *   bitmap, contiguous) while the VF runs: what the VF writes meanwhile
- *   stays in the controller for the next report, and the final report is
- *   taken with the VF stopped;
- * - any window once the stopped VF was drained with SUSP = 1 and MTR = 0:
- *   TP4159 promises nothing new until it resumes.
+ * Read the device for one report: the pending granules of the window, then
+ * Track Receive until MTR = 0.  Once the stopped VF was drained with
+ * SUSP = 1 and MTR = 0, TP4159 promises nothing new until it resumes: later
+ * reports take the pending set only.  A failure after the device returned
+ * (and cleared) changes leaves the log incomplete: every later report fails
+ * too, until logging is stopped.
  */
-static bool nvmevf_need_drain(struct nvmevf_pci_core_device *nvmevf,
-			      unsigned long iova, struct iova_bitmap *dirty)
-{
-	struct nvmevf_dirty *d = &nvmevf->dirty;
-
-	if (d->drained_suspended)
-		return false;
-	return !(nvmevf_vf_runs(nvmevf) && dirty == d->last_bitmap &&
-		 iova == d->last_end);
-}
-
 static int nvmevf_log_read_locked(struct nvmevf_pci_core_device *nvmevf,
-				  unsigned long iova, unsigned long length,
-				  struct iova_bitmap *dirty)
+				  const struct nvmevf_window *w,
+				  struct nvmevf_runs *runs)
 {
 	struct nvmevf_dirty *d = &nvmevf->dirty;
-	u64 gran, first, last;
 	int ret, i;
 
 	if (d->lost || test_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags))
 		return -EIO;
 	if (!d->active)
 		return -EINVAL;
-	if (!length || iova + length - 1 < iova)
-		return -EINVAL;
-	gran = nvmevf_gran(d);
-	first = iova / gran;
-	last = (iova + length - 1) / gran;
-
-	nvmevf_pending_drain(d, first, last, dirty);
-	if (!nvmevf_need_drain(nvmevf, iova, dirty)) {
+	ret = nvmevf_pending_drain(d, w, runs);
+	if (ret)
+		goto lost;
+	if (d->drained_suspended) {
 		d->skipped++;
 		return 0;
 	}
-	/*
-	 * Bounded: every report clears what it returns, and a controller
-	 * cannot keep writing while it is being drained forever.
-	 */
+	/* bounded: every command clears what it returns */
 	for (i = 0; i < 1 << 20; i++) {
-		ret = nvmevf_track_recv_once(nvmevf, first, last, dirty);
-		if (ret <= 0)
-			return ret;
+		ret = nvmevf_track_recv_once(nvmevf, w, runs);
+		if (!ret)
+			return 0;
+		if (ret < 0)
+			goto lost;
 	}
-	return -EIO;
+	ret = -EIO;
+lost:
+	d->lost = true;
+	return ret;
 }
 
 static int nvmevf_log_read_and_clear(struct vfio_device *vdev,
@@ -584,20 +651,35 @@ static int nvmevf_log_read_and_clear(struct vfio_device *vdev,
 				     struct iova_bitmap *dirty)
 {
 	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(vdev);
-	u64 start = ktime_get_ns();
+	struct nvmevf_runs runs = {};
+	struct nvmevf_window w;
+	u64 start = ktime_get_ns(), gran;
 	int ret;
+	u32 i;
 
+	if (!length || iova + length - 1 < iova)
+		return -EINVAL;
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
-	ret = nvmevf_log_read_locked(nvmevf, iova, length, dirty);
-	nvmevf->dirty.last_bitmap = ret ? NULL : dirty;
-	nvmevf->dirty.last_end = iova + length;
+	gran = nvmevf_gran(&nvmevf->dirty);
+	w.start = iova;
+	w.end = (u64)iova + length;
+	w.first = iova / gran;
+	w.last = (w.end - 1) / gran;
+	w.full_first = DIV_ROUND_UP(w.start, gran);
+	w.full_end = w.end / gran;
+	ret = nvmevf_log_read_locked(nvmevf, &w, &runs);
 	if (ret)
 		pci_dbg(nvmevf->core_device.pdev,
 			"DMA logging report failed: %d\n", ret);
 	nvmevf->dirty.read_ns += ktime_get_ns() - start;
 	nvmevf->dirty.reads++;
 	mutex_unlock(&nvmevf->state_mutex);
+
+	/* may pin the user's bitmap: not under state_mutex */
+	for (i = 0; !ret && i < runs.n; i++)
+		iova_bitmap_set(dirty, runs.r[i].start, runs.r[i].len);
+	kfree(runs.r);
 	return ret;
 }
 

@@ -840,7 +840,12 @@ static int nvmevf_set_state(struct nvmevf_pci_core_device *nvmevf, u8 *state,
 				     n / 4);
 		ret = nvmevf_lm_cmd(nvmevf, &c, state + done, n, NULL);
 		if (ret) {
-			if (!first)
+			/*
+			 * Refused (an NVMe status) first chunk: nothing taken.
+			 * A later chunk, or one cancelled once sent: unknown.
+			 */
+			if (!first || (nvmevf_last_sent(nvmevf) &&
+				       nvmevf->stats.cmd.last_status < 0))
 				nvmevf->lost = true;
 			return ret;
 		}

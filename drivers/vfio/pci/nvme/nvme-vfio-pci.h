@@ -17,7 +17,6 @@
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
-struct iova_bitmap;
 struct nvme_command;
 struct nvmevf_migf;
 
@@ -127,11 +126,9 @@ struct nvmevf_track_caps {
  * @read_ns: time spent in them, bitmap pinning by the core excluded
  * @recv_ns: the part of @read_ns spent waiting for Track Receive (device)
  * @tracked_bytes: bytes of the ranges of the last start
- * @skipped: windows served from the pending set alone
+ * @skipped: reports served from the pending set alone
  * @drained_suspended: a Track Receive of the suspended VF returned SUSP = 1
  *	and MTR = 0: nothing new until the VF resumes
- * @last_bitmap: the bitmap of the last window read (identity only)
- * @last_end: the end of that window
  */
 struct nvmevf_dirty {
 	struct nvmevf_track_caps caps;
@@ -155,8 +152,6 @@ struct nvmevf_dirty {
 	u64 tracked_bytes;
 	u64 skipped;
 	bool drained_suspended;
-	struct iova_bitmap *last_bitmap;
-	unsigned long last_end;
 };
 
 /* bits of nvmevf_pci_core_device::lm_flags */

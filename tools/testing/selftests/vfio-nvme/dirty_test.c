@@ -464,4 +464,28 @@ TEST_F(dirty, not_enough_resources_goes_coarser)
 	EXPECT_TRUE(bit(map, (self->iova[0] - IOVA_A) / ps));
 }
 
+/*
+ * Report windows smaller than the tracking granule (64 KiB granules,
+ * reports of 32 KiB at 4 KiB pages): a granule that straddles two windows
+ * is reported in both, clipped to each.
+ */
+TEST_F(dirty, windows_smaller_than_granule)
+{
+	struct vnl_range r = { IOVA_A, ARENA_SIZE };
+	uint64_t map[MAX_BITS / 64], ps = SZ_64K;
+	uint64_t g = self->iova[0] & ~(SZ_64K - 1);
+
+	ASSERT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
+	self->logging = true;
+	ASSERT_EQ(SZ_64K, ps);
+	ASSERT_EQ(0, report_arena(&self->dev, ps, map));
+	ASSERT_EQ(0, dev_read(&self->ctrl, self->iova[0], 95));
+	/* the second half of the granule first, then the first half */
+	ASSERT_EQ(0, vnl_dma_log_report(&self->dev, g + SZ_64K / 2, SZ_64K / 2,
+					VNL_PAGE, map));
+	EXPECT_EQ(8, count_bits(map, 8));
+	ASSERT_EQ(0, vnl_dma_log_report(&self->dev, g, SZ_64K / 2, VNL_PAGE, map));
+	EXPECT_EQ(8, count_bits(map, 8));
+}
+
 TEST_HARNESS_MAIN
