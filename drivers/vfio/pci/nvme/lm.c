@@ -1492,13 +1492,26 @@ void nvmevf_lm_probe(struct nvmevf_pci_core_device *nvmevf)
 }
 
 /**
- * nvmevf_lm_remove() - wait for the PF event and reset work
+ * nvmevf_lm_remove() - wait for the works, send a pending tracking stop
  * @nvmevf: the device, after the PF notifier is unregistered
  */
 void nvmevf_lm_remove(struct nvmevf_pci_core_device *nvmevf)
 {
 	cancel_work_sync(&nvmevf->pf_work);
 	cancel_work_sync(&nvmevf->reset_work);
+	if (!nvmevf->migratable)
+		return;
+	/*
+	 * A tracking stop still pending (the VF stayed suspended): resume the
+	 * VF and send it, so the PF's NMMRTD budget does not leak.
+	 */
+	guard(mutex)(&nvmevf->state_mutex);
+	if (nvmevf->dirty.stop_pending) {
+		nvmevf_resume_quiet(nvmevf);
+		if (nvmevf->dirty.stop_pending)
+			pci_warn(nvmevf->core_device.pdev,
+				 "memory tracking could not be stopped\n");
+	}
 }
 
 /**
