@@ -558,6 +558,21 @@ int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 }
 
 /**
+ * nvmevf_account() - count one command in the statistics
+ * @st: statistics to update, or NULL
+ * @status: what nvme_pci_vf_admin_cmd() returned for it
+ */
+void nvmevf_account(struct nvmevf_cmd_stats *st, int status)
+{
+	if (!st)
+		return;
+	st->commands++;
+	st->last_status = status;
+	if (status)
+		st->errors++;
+}
+
+/**
  * nvmevf_exec() - send one command to the VF's PF and account for it
  * @vf: the VF
  * @st: statistics to update, or NULL
@@ -573,12 +588,7 @@ int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
 {
 	int status = nvmevf_submit(vf, c, buf, len, dw0, NULL);
 
-	if (st) {
-		st->commands++;
-		st->last_status = status;
-		if (status)
-			st->errors++;
-	}
+	nvmevf_account(st, status);
 	return nvmevf_status_to_errno(status);
 }
 

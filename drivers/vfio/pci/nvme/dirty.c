@@ -293,10 +293,7 @@ static int nvmevf_track_send(struct nvmevf_pci_core_device *nvmevf,
 	}
 	nvmevf_cmd_track_mem(&c, nvmevf->scid, start);
 	status = nvmevf_submit(nvmevf->core_device.pdev, &c, buf, len, dw0, dw1);
-	nvmevf->stats.cmd.commands++;
-	nvmevf->stats.cmd.last_status = status;
-	if (status)
-		nvmevf->stats.cmd.errors++;
+	nvmevf_account(&nvmevf->stats.cmd, status);
 	return status;
 }
 
@@ -548,13 +545,10 @@ static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
 	status = nvmevf_submit(nvmevf->core_device.pdev, &c, t, d->rxlen,
 			       NULL, NULL);
 	d->recv_ns += ktime_get_ns() - start;
-	nvmevf->stats.cmd.commands++;
-	nvmevf->stats.cmd.last_status = status;
+	nvmevf_account(&nvmevf->stats.cmd, status);
 	d->receives++;
-	if (status) {
-		nvmevf->stats.cmd.errors++;
+	if (status)
 		return -EIO;
-	}
 	ntmcd = le32_to_cpu(t->ntmcd);
 	if (t->ver || le16_to_cpu(t->cntlid) != nvmevf->scid ||
 	    le16_to_cpu(t->rpmpg) != d->rmrtg ||

@@ -466,6 +466,7 @@ bool nvmevf_status_sent(int status);
 int nvmevf_ns_desc_uuid(const void *buf, size_t len, u8 *uuid);
 int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 		  unsigned int len, u32 *dw0, u32 *dw1);
+void nvmevf_account(struct nvmevf_cmd_stats *st, int status);
 int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
 		struct nvme_command *c, void *buf, unsigned int len, u32 *dw0);
 int nvmevf_lookup_sec_ctrl(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
