@@ -3,6 +3,10 @@
 # Build the guest kernel: Debian linux-source-6.12, the project's include/
 # overlay (include/linux/nvme-lm.h), patches/linux-6.12/*.patch, tinyconfig +
 # scripts/kconfig/rig.config.  Prints the build dir (KDIR).
+#   build-kernel.sh [rig|l2]
+# "l2" is the small kernel of the end-to-end test's L2 guest: the same
+# source tree (built by "rig" first), tinyconfig + scripts/kconfig/l2.config,
+# bzImage only.
 #
 # The source tree in the cache persists across input changes: a new tree is
 # prepared in a staging directory and synced with checksums, so only files
@@ -13,6 +17,44 @@ set -euo pipefail
 TARBALL=/usr/src/linux-source-6.12.tar.xz
 [ -f "$TARBALL" ] || die "$TARBALL missing (scripts/deps.sh installs linux-source-6.12)"
 PKGVER=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+FLAVOUR=${1:-rig}
+
+# check_fragment FRAG KDIR: every line of the fragment made it into .config
+check_fragment() {
+	local bad=0 line sym
+	while read -r line; do
+		case "$line" in
+		CONFIG_*=*) grep -qx "$line" "$2/.config" || { echo "kconfig: $line not set" >&2; bad=1; } ;;
+		"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}
+			grep -q "^$sym=" "$2/.config" && { echo "kconfig: $sym should be unset" >&2; bad=1; } ;;
+		esac
+	done <"$1"
+	[ $bad -eq 0 ] || die "kernel config fragment $(basename "$1") not honoured"
+}
+
+if [ "$FLAVOUR" = l2 ]; then
+	FRAG=$ROOT/scripts/kconfig/l2.config
+	KSRC=$CACHE/linux/src
+	OUT=$CACHE/l2kernel
+	KEY=$( (echo "$PKGVER"; hash_files "$FRAG" "$ROOT/scripts/build-kernel.sh") |
+		sha256sum | cut -c1-16)
+	if [ "$(cat "$OUT/.key" 2>/dev/null)" = "$KEY" ]; then
+		echo "$OUT/build"
+		exit 0
+	fi
+	[ -e "$KSRC/Makefile" ] || die "no kernel source in $KSRC (build the rig kernel first)"
+	rm -rf "$OUT"
+	mkdir -p "$OUT/build"
+	run_logged "$LOGDIR/l2kernel-config.log" make -C "$KSRC" O="$OUT/build" tinyconfig
+	run_logged "$LOGDIR/l2kernel-config.log" \
+		"$KSRC/scripts/kconfig/merge_config.sh" -m -O "$OUT/build" "$OUT/build/.config" "$FRAG"
+	run_logged "$LOGDIR/l2kernel-config.log" make -C "$KSRC" O="$OUT/build" olddefconfig
+	check_fragment "$FRAG" "$OUT/build"
+	run_logged "$LOGDIR/l2kernel-build.log" make -C "$KSRC" O="$OUT/build" -j"$(nproc)" bzImage
+	echo "$KEY" >"$OUT/.key"
+	echo "$OUT/build"
+	exit 0
+fi
 
 KEY=$( (echo "$PKGVER"
 	hash_files "$ROOT/patches/linux-6.12" "$ROOT/include" \
@@ -51,15 +93,7 @@ run_logged "$LOGDIR/kernel-config.log" \
 run_logged "$LOGDIR/kernel-config.log" make -C "$KSRC" O="$KDIR" olddefconfig
 
 # Every symbol of the fragment must have survived olddefconfig.
-bad=0
-while read -r line; do
-	case "$line" in
-	CONFIG_*=*) grep -qx "$line" "$KDIR/.config" || { echo "kconfig: $line not set" >&2; bad=1; } ;;
-	"# CONFIG_"*" is not set") sym=${line#\# }; sym=${sym%% *}
-		grep -q "^$sym=" "$KDIR/.config" && { echo "kconfig: $sym should be unset" >&2; bad=1; } ;;
-	esac
-done <"$FRAG"
-[ $bad -eq 0 ] || die "kernel config fragment not honoured"
+check_fragment "$FRAG" "$KDIR"
 
 run_logged "$LOGDIR/kernel-build.log" make -C "$KSRC" O="$KDIR" -j"$(nproc)" bzImage modules
 rm -rf "$OUT/headers"

@@ -26,16 +26,33 @@ rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR/tests"
 phase selftests bash "$ROOT/scripts/build-selftests.sh" "$KDIR" "$RUNDIR/tests"
 
+KERNEL=$KDIR/arch/x86/boot/bzImage
+FW=$(dirname "$(dirname "$QEMU")")/fw
+# The end-to-end migration test (QEMU in the guest, an L2 VM) runs in check
+# and demo; E2E_BACKENDS="" skips it.
+case $MODE in
+check) E2E_BACKENDS=${E2E_BACKENDS-legacy iommufd} ;;
+demo) E2E_BACKENDS=${E2E_BACKENDS-iommufd legacy} ;;
+*) E2E_BACKENDS= ;;
+esac
+E2E_ROOT=
+if [ -n "$E2E_BACKENDS" ] || [ "$MODE" = bench ]; then
+	E2E_ROOT=$RUNDIR/e2e-root
+	phase l2kernel bash -c "bash '$ROOT/scripts/build-kernel.sh' l2 >'$CACHE/.l2kdir-path'"
+	L2KERNEL=$(cat "$CACHE/.l2kdir-path")/arch/x86/boot/bzImage
+	phase e2e-image bash "$ROOT/scripts/mke2e.sh" "$QEMU" "$FW" "$L2KERNEL" \
+		"$RUNDIR/tests" "$E2E_ROOT"
+fi
+
 cat >"$RUNDIR/config" <<EOT
 MODE=$MODE
 TESTS="${TESTS:-}"
 TEST_ARGS="${TEST_ARGS:-}"
+E2E_BACKENDS="$E2E_BACKENDS"
+E2E_ROUNDS=${E2E_ROUNDS:-1}
 EOT
 phase initramfs bash "$ROOT/scripts/mkinitramfs.sh" "$RUNDIR/initramfs.cpio" \
-	"$ROOT/drivers/vfio/pci/nvme" "$RUNDIR/tests" "$RUNDIR/config"
-
-KERNEL=$KDIR/arch/x86/boot/bzImage
-FW=$(dirname "$(dirname "$QEMU")")/fw
+	"$ROOT/drivers/vfio/pci/nvme" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT
 if [ "$MODE" = shell ]; then
 	msg "guest shell: Ctrl-A X quits QEMU"
 	exec bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
@@ -43,8 +60,20 @@ if [ "$MODE" = shell ]; then
 fi
 
 vm_rc=0
+progress=
+if [ "$MODE" = demo ]; then
+	# live progress of the migrations while the guest runs
+	: >"$RUNDIR/console.log"
+	tail -F -n +1 "$RUNDIR/console.log" 2>/dev/null > >(grep --line-buffered -a \
+		'^E2E T+\|^DEMO' | sed -u 's/^/[guest] /') &
+	progress=$!
+fi
 RIG_APPEND="loglevel=5" phase vm bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
-	"$RUNDIR/initramfs.cpio" "$RUNDIR" "${RIG_TIMEOUT:-900}" || vm_rc=$?
+	"$RUNDIR/initramfs.cpio" "$RUNDIR" "${RIG_TIMEOUT:-1800}" || vm_rc=$?
+if [ -n "$progress" ]; then
+	sleep 1
+	kill "$progress" 2>/dev/null || true
+fi
 msg "console log: $RUNDIR/console.log"
 
 if [ "$MODE" = bench ]; then
@@ -54,8 +83,9 @@ if [ "$MODE" = bench ]; then
 fi
 if [ "$MODE" = demo ]; then
 	sed -n '/RIG-TOPOLOGY-BEGIN/,/RIG-TOPOLOGY-END/p;/^VF /p;/SCID .*VID/p;/^DEMO/p;/^ok /p;/^not ok /p' \
-		"$RUNDIR/console.log" | grep -v '^RIG-' | sed 's/^# *//; s/^DEMO //'
-	grep -q RIG-POWEROFF "$RUNDIR/console.log" || die "guest did not finish (see console log)"
+		"$RUNDIR/console.log" | grep -av '^RIG-' | sed 's/^# *//; s/^DEMO //'
+	grep -aq RIG-POWEROFF "$RUNDIR/console.log" || die "guest did not finish (see console log)"
+	grep -aq '^not ok' "$RUNDIR/console.log" && die "the demo had failures (see console log)"
 	exit 0
 fi
 

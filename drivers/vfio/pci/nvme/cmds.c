@@ -557,16 +557,56 @@ int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 	return nvme_pci_vf_admin_cmd(vf, c, buf, len, dw0, dw1);
 }
 
+const char * const nvmevf_cmd_kind_names[NVMEVF_CK_NUM] = {
+	[NVMEVF_CK_IDENTIFY] = "identify",
+	[NVMEVF_CK_SUSPEND] = "suspend",
+	[NVMEVF_CK_RESUME] = "resume",
+	[NVMEVF_CK_SET] = "set_state",
+	[NVMEVF_CK_GET] = "get_state",
+	[NVMEVF_CK_TRACK_SEND] = "track_send",
+	[NVMEVF_CK_TRACK_RECV] = "track_recv",
+	[NVMEVF_CK_OTHER] = "other",
+};
+
+static enum nvmevf_cmd_kind nvmevf_cmd_kind(const struct nvme_command *c)
+{
+	u8 sel = le32_to_cpu(c->common.cdw10) & NVME_LM_SEL_MASK;
+
+	switch (c->common.opcode) {
+	case nvme_admin_identify:
+		return NVMEVF_CK_IDENTIFY;
+	case nvme_admin_lm_migration_send:
+		if (sel == NVME_LM_SEND_SEL_SUSPEND)
+			return NVMEVF_CK_SUSPEND;
+		if (sel == NVME_LM_SEND_SEL_RESUME)
+			return NVMEVF_CK_RESUME;
+		if (sel == NVME_LM_SEND_SEL_SET_STATE)
+			return NVMEVF_CK_SET;
+		return NVMEVF_CK_OTHER;
+	case nvme_admin_lm_migration_recv:
+		return NVMEVF_CK_GET;
+	case nvme_admin_lm_track_send:
+		return NVMEVF_CK_TRACK_SEND;
+	case nvme_admin_lm_track_recv:
+		return NVMEVF_CK_TRACK_RECV;
+	default:
+		return NVMEVF_CK_OTHER;
+	}
+}
+
 /**
  * nvmevf_account() - count one command in the statistics
  * @st: statistics to update, or NULL
+ * @c: the command
  * @status: what nvme_pci_vf_admin_cmd() returned for it
  */
-void nvmevf_account(struct nvmevf_cmd_stats *st, int status)
+void nvmevf_account(struct nvmevf_cmd_stats *st, const struct nvme_command *c,
+		    int status)
 {
 	if (!st)
 		return;
 	st->commands++;
+	st->by_kind[nvmevf_cmd_kind(c)]++;
 	st->last_status = status;
 	if (status)
 		st->errors++;
@@ -588,7 +628,7 @@ int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
 {
 	int status = nvmevf_submit(vf, c, buf, len, dw0, NULL);
 
-	nvmevf_account(st, status);
+	nvmevf_account(st, c, status);
 	return nvmevf_status_to_errno(status);
 }
 

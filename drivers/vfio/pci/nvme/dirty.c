@@ -293,7 +293,7 @@ static int nvmevf_track_send(struct nvmevf_pci_core_device *nvmevf,
 	}
 	nvmevf_cmd_track_mem(&c, nvmevf->scid, start);
 	status = nvmevf_submit(nvmevf->core_device.pdev, &c, buf, len, dw0, dw1);
-	nvmevf_account(&nvmevf->stats.cmd, status);
+	nvmevf_account(&nvmevf->stats.cmd, &c, status);
 	return status;
 }
 
@@ -545,7 +545,7 @@ static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
 	status = nvmevf_submit(nvmevf->core_device.pdev, &c, t, d->rxlen,
 			       NULL, NULL);
 	d->recv_ns += ktime_get_ns() - start;
-	nvmevf_account(&nvmevf->stats.cmd, status);
+	nvmevf_account(&nvmevf->stats.cmd, &c, status);
 	d->receives++;
 	if (status)
 		return -EIO;

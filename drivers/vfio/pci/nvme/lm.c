@@ -222,6 +222,8 @@ static int nvmevf_save_consume(struct nvmevf_migf *migf, size_t n)
 		return -ENODEV;
 	migf->pos += n;
 	atomic64_add(n, &migf->nvmevf->stats.bytes_saved);
+	if (migf->state == NVMEVF_MIGF_PRECOPY)
+		atomic64_add(n, &migf->nvmevf->stats.bytes_precopy);
 	return 0;
 }
 
@@ -357,9 +359,9 @@ static int nvmevf_resume_advance(struct nvmevf_migf *migf, size_t n)
 	atomic64_add(n, &migf->nvmevf->stats.bytes_loaded);
 	ret = nvmevf_reader_advance(&migf->rd, n);
 	if (ret)
-		pci_info(migf->nvmevf->core_device.pdev,
-			 "migration stream refused at byte %llu: %d\n",
-			 migf->rd.total, ret);
+		pci_warn(migf->nvmevf->core_device.pdev,
+			 "migration stream refused at byte %llu: %s (%pe)\n",
+			 migf->rd.total, migf->rd.why.msg, ERR_PTR(ret));
 	return ret;
 }
 
@@ -643,6 +645,7 @@ static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 		}
 		start = nsid;
 	} while (n == per_page && start < nvmevf->nn);
+	nvmevf->nns_seen = info->nns;
 	return 0;
 }
 
@@ -758,6 +761,7 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 		kmalloc(sizeof(*hdr), GFP_KERNEL);
 	const size_t rec = sizeof(struct nvmevf_rec_hdr);
 	struct nvme_lm_pf_info pfi;
+	struct nvmevf_why why;
 	struct nvme_command c;
 	u64 start = ktime_get_ns();
 	u64 total, done;
@@ -793,9 +797,11 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 	}
 	if (!ret && done != total)
 		ret = -EINVAL;
-	if (!ret && nvmevf_state_check(state, total, nvmevf->nvq, nvmevf->nvi)) {
+	if (!ret && nvmevf_state_check(state, total, nvmevf->nvq, nvmevf->nvi,
+				       &why)) {
 		pci_warn(nvmevf->core_device.pdev,
-			 "the PF returned a malformed controller state\n");
+			 "the PF returned a malformed controller state: %s\n",
+			 why.msg);
 		ret = -EIO;
 	}
 	if (ret) {
@@ -1070,8 +1076,12 @@ static int nvmevf_commit_locked(struct nvmevf_pci_core_device *nvmevf,
 		if (migf->committed)
 			return 0;
 		ret = nvmevf_reader_finish(&migf->rd);
-		if (ret)
+		if (ret) {
+			pci_warn(nvmevf->core_device.pdev,
+				 "migration stream refused: %s (%pe)\n",
+				 migf->rd.why.msg, ERR_PTR(ret));
 			return ret;
+		}
 	}
 	ret = nvmevf_set_state(nvmevf, migf->rd.state, migf->rd.state_len,
 			       migf->rd.csvi, migf->rd.csuuidi);
@@ -1274,6 +1284,7 @@ static int nvmevf_data_size_locked(struct nvmevf_pci_core_device *nvmevf,
 			for (i = 0, total = 0; i < migf->nseg; i++)
 				total += migf->seg[i].len;
 			*stop_copy_length = total - migf->pos;
+			nvmevf->stats.last_data_size = *stop_copy_length;
 			return 0;
 		}
 	}
@@ -1288,9 +1299,11 @@ static int nvmevf_data_size_locked(struct nvmevf_pci_core_device *nvmevf,
 			extra += migf->seg[0].len - migf->pos;
 	} else {
 		extra += sizeof(struct nvmevf_stream_hdr) +
-			 sizeof(struct nvmevf_rec_hdr) + NVMEVF_COMPAT_MAX;
+			 sizeof(struct nvmevf_rec_hdr) +
+			 nvmevf_compat_size(nvmevf->nns_seen);
 	}
 	*stop_copy_length = total + extra;
+	nvmevf->stats.last_data_size = *stop_copy_length;
 	nvmevf_phase_done(nvmevf, NVMEVF_PH_DATA_SIZE, start);
 	return 0;
 }
@@ -1595,15 +1608,20 @@ static int nvmevf_lm_stats_show(struct seq_file *m, void *unused)
 		   nvmevf->csvi, nvmevf->csuuidi, &nvmevf->vs_uuid);
 	seq_printf(m, "commands: %llu\ncommand_errors: %llu\n",
 		   st->cmd.commands, st->cmd.errors);
+	for (i = 0; i < NVMEVF_CK_NUM; i++)
+		seq_printf(m, "commands_%s: %llu\n", nvmevf_cmd_kind_names[i],
+			   st->cmd.by_kind[i]);
 	if (st->cmd.last_status < 0)
 		seq_printf(m, "last_status: %d\n", st->cmd.last_status);
 	else
 		seq_printf(m, "last_status: 0x%x\n", st->cmd.last_status);
 	seq_printf(m, "failed_arcs: %llu\nlast_error: %d\n",
 		   st->failed_arcs, st->last_error);
-	seq_printf(m, "bytes_saved: %lld\nbytes_loaded: %lld\n",
+	seq_printf(m, "bytes_saved: %lld\nbytes_precopy: %lld\n",
 		   atomic64_read(&st->bytes_saved),
-		   atomic64_read(&st->bytes_loaded));
+		   atomic64_read(&st->bytes_precopy));
+	seq_printf(m, "bytes_loaded: %lld\nlast_data_size: %llu\n",
+		   atomic64_read(&st->bytes_loaded), st->last_data_size);
 	seq_printf(m, "files_holding_buffers: %d\n",
 		   atomic_read(&st->files_holding));
 	seq_printf(m, "dma_logging: %s\n",

@@ -21,16 +21,42 @@ struct nvme_command;
 struct nvmevf_migf;
 
 /**
+ * enum nvmevf_cmd_kind - the PF commands the statistics count apart
+ * @NVMEVF_CK_IDENTIFY: Identify (the VF's identity, secondary controllers)
+ * @NVMEVF_CK_SUSPEND: Migration Send, Suspend
+ * @NVMEVF_CK_RESUME: Migration Send, Resume
+ * @NVMEVF_CK_SET: Migration Send, Set Controller State
+ * @NVMEVF_CK_GET: Migration Receive, Get Controller State
+ * @NVMEVF_CK_TRACK_SEND: Track Send
+ * @NVMEVF_CK_TRACK_RECV: Track Receive
+ * @NVMEVF_CK_OTHER: anything else
+ * @NVMEVF_CK_NUM: number of kinds
+ */
+enum nvmevf_cmd_kind {
+	NVMEVF_CK_IDENTIFY,
+	NVMEVF_CK_SUSPEND,
+	NVMEVF_CK_RESUME,
+	NVMEVF_CK_SET,
+	NVMEVF_CK_GET,
+	NVMEVF_CK_TRACK_SEND,
+	NVMEVF_CK_TRACK_RECV,
+	NVMEVF_CK_OTHER,
+	NVMEVF_CK_NUM,
+};
+
+/**
  * struct nvmevf_cmd_stats - accounting of the commands sent to the PF
  * @commands: commands issued
  * @errors: commands that failed (NVMe status or errno)
  * @last_status: return of the last nvme_pci_vf_admin_cmd(): 0, a positive
  *	NVMe status or a negative errno
+ * @by_kind: @commands by enum nvmevf_cmd_kind
  */
 struct nvmevf_cmd_stats {
 	u64 commands;
 	u64 errors;
 	int last_status;
+	u64 by_kind[NVMEVF_CK_NUM];
 };
 
 /**
@@ -62,7 +88,9 @@ enum nvmevf_phase {
  * @last_error: errno of the last failed arc
  * @duration_ns: last duration of each enum nvmevf_phase
  * @bytes_saved: bytes read from save files
+ * @bytes_precopy: of these, bytes read before the end of the precopy data
  * @bytes_loaded: bytes written to resume files
+ * @last_data_size: the last MIG_DATA_SIZE answer
  * @files_holding: migration files whose data buffers are still allocated
  *	(a disabled file frees them unless a read()/write() is copying)
  */
@@ -72,7 +100,9 @@ struct nvmevf_lm_stats {
 	int last_error;
 	u64 duration_ns[NVMEVF_PH_NUM];
 	atomic64_t bytes_saved;
+	atomic64_t bytes_precopy;
 	atomic64_t bytes_loaded;
+	u64 last_data_size;
 	atomic_t files_holding;
 };
 
@@ -170,6 +200,8 @@ struct nvmevf_dirty {
  * @csuuidi: index of @vs_uuid in the PF's CNS 20h
  * @vs_uuid: the vendor specific state format used (the PF's first)
  * @nn: the PF's Identify Controller NN: no NSID above it exists
+ * @nns_seen: namespaces attached at the last identity collection (sizes
+ *	the compat record in MIG_DATA_SIZE before the stream exists)
  * @nvq: VQ resources of the VF at the last identity collection (CNS 15h)
  * @nvi: VI resources of the VF, likewise
  * @state_mutex: serialises the FSM, the files and MIG_DATA_SIZE
@@ -200,6 +232,7 @@ struct nvmevf_pci_core_device {
 	u8 csuuidi;
 	uuid_t vs_uuid;
 	u32 nn;
+	u16 nns_seen;
 	u16 nvq;
 	u16 nvi;
 	struct mutex state_mutex;	/* FSM, files, PF commands */
@@ -387,6 +420,14 @@ enum nvmevf_rd_phase {
 };
 
 /**
+ * struct nvmevf_why - why a stream check failed, for the kernel log
+ * @msg: the reason, NUL-terminated
+ */
+struct nvmevf_why {
+	char msg[112];
+};
+
+/**
  * struct nvmevf_reader - incremental parser of a migration stream
  * @phase: enum nvmevf_rd_phase
  * @err: the errno that rejected the stream (in NVMEVF_RD_ERROR)
@@ -406,6 +447,7 @@ enum nvmevf_rd_phase {
  * @state_ok: @state is complete and fits @dst
  * @csvi: the destination's index of the stream's NVMe state version
  * @csuuidi: the destination's index of the stream's vendor state format
+ * @why: why the stream was refused
  */
 struct nvmevf_reader {
 	enum nvmevf_rd_phase phase;
@@ -430,6 +472,7 @@ struct nvmevf_reader {
 	bool state_ok;
 	u8 csvi;
 	u8 csuuidi;
+	struct nvmevf_why why;
 };
 
 /* cmds.c: command builders */
@@ -466,7 +509,9 @@ bool nvmevf_status_sent(int status);
 int nvmevf_ns_desc_uuid(const void *buf, size_t len, u8 *uuid);
 int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
 		  unsigned int len, u32 *dw0, u32 *dw1);
-void nvmevf_account(struct nvmevf_cmd_stats *st, int status);
+void nvmevf_account(struct nvmevf_cmd_stats *st,
+		    const struct nvme_command *c, int status);
+extern const char * const nvmevf_cmd_kind_names[NVMEVF_CK_NUM];
 int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
 		struct nvme_command *c, void *buf, unsigned int len, u32 *dw0);
 int nvmevf_lookup_sec_ctrl(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
@@ -482,9 +527,10 @@ void nvmevf_compat_fill(struct nvmevf_compat *c,
 			const struct nvmevf_dev_info *info);
 int nvmevf_compat_check(const void *buf, size_t len,
 			const struct nvmevf_dev_info *dst, u8 *csvi,
-			u8 *csuuidi);
+			u8 *csuuidi, struct nvmevf_why *why);
 int nvmevf_state_size(const struct nvme_lm_state_hdr *hdr, u64 *total);
-int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi);
+int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi,
+		       struct nvmevf_why *why);
 void nvmevf_reader_init(struct nvmevf_reader *rd,
 			const struct nvmevf_dev_info *dst);
 void nvmevf_reader_free(struct nvmevf_reader *rd);

@@ -17,6 +17,20 @@
 #include "nvme-vfio-pci.h"
 /* ---- Stream encoding and validation (no device access) ---- */
 
+/* record why a check failed, for the kernel log; @why may be NULL */
+static __printf(3, 4) int nvmevf_why(struct nvmevf_why *why, int err,
+				     const char *fmt, ...)
+{
+	va_list args;
+
+	if (why) {
+		va_start(args, fmt);
+		vsnprintf(why->msg, sizeof(why->msg), fmt, args);
+		va_end(args);
+	}
+	return err;
+}
+
 /**
  * nvmevf_stream_hdr_fill() - fill a stream header
  * @h: the header
@@ -101,6 +115,7 @@ static bool nvmevf_ns_same_identity(const struct nvmevf_compat_ns *a,
  * @dst: the destination VF
  * @csvi: returns the destination's index of the stream's NVMe state version
  * @csuuidi: returns the destination's index of the stream's vendor format
+ * @why: if not NULL, says why the check failed
  *
  * Return: 0, or -EINVAL (malformed: size not matching the namespace count,
  * NSIDs 0 or not ascending), -E2BIG (more than NVMEVF_MAX_NS namespaces),
@@ -113,7 +128,7 @@ static bool nvmevf_ns_same_identity(const struct nvmevf_compat_ns *a,
  */
 int nvmevf_compat_check(const void *buf, size_t len,
 			const struct nvmevf_dev_info *dst, u8 *csvi,
-			u8 *csuuidi)
+			u8 *csuuidi, struct nvmevf_why *why)
 {
 	const struct nvmevf_compat *c = buf;
 	unsigned int nns, i;
@@ -121,43 +136,66 @@ int nvmevf_compat_check(const void *buf, size_t len,
 	u32 prev = 0;
 
 	if (len < sizeof(*c))
-		return -EINVAL;
+		return nvmevf_why(why, -EINVAL, "compat record of %zu bytes",
+				  len);
 	nns = le16_to_cpu(c->nns);
 	if (nns > NVMEVF_MAX_NS)
-		return -E2BIG;
+		return nvmevf_why(why, -E2BIG, "%u namespaces, at most %u",
+				  nns, NVMEVF_MAX_NS);
 	if (len != nvmevf_compat_size(nns))
-		return -EINVAL;
+		return nvmevf_why(why, -EINVAL,
+				  "compat record of %zu bytes for %u namespaces",
+				  len, nns);
 	for (i = 0; i < nns; i++) {
 		u32 nsid = le32_to_cpu(c->ns[i].nsid);
 
 		if (nsid <= prev)
-			return -EINVAL;
+			return nvmevf_why(why, -EINVAL,
+					  "NSID %u follows NSID %u", nsid,
+					  prev);
 		prev = nsid;
 	}
 
 	if (le16_to_cpu(c->vendor) != dst->vendor ||
 	    le16_to_cpu(c->device) != dst->device)
-		return -EXDEV;
+		return nvmevf_why(why, -EXDEV,
+				  "source is %04x:%04x, this VF %04x:%04x",
+				  le16_to_cpu(c->vendor),
+				  le16_to_cpu(c->device), dst->vendor,
+				  dst->device);
 
 	if (le16_to_cpu(c->state_version) != NVMEVF_NVME_STATE_VERSION)
-		return -ENOEXEC;
+		return nvmevf_why(why, -ENOEXEC, "NVMe state version %u",
+				  le16_to_cpu(c->state_version));
 	import_uuid(&uuid, c->vs_uuid);
 	if (nvmevf_parse_csf(dst->csf, sizeof(dst->csf),
 			     le16_to_cpu(c->state_version), &uuid, csvi,
 			     csuuidi) || !*csvi || !*csuuidi)
-		return -ENOEXEC;
+		return nvmevf_why(why, -ENOEXEC,
+				  "the PF offers no state format %pUb",
+				  &uuid);
 
 	if (le16_to_cpu(c->nvq) > dst->nvq || le16_to_cpu(c->nvi) > dst->nvi)
-		return -ENOSPC;
+		return nvmevf_why(why, -ENOSPC,
+				  "source has %u VQ / %u VI, this VF %u / %u",
+				  le16_to_cpu(c->nvq), le16_to_cpu(c->nvi),
+				  dst->nvq, dst->nvi);
 
 	if (nns != dst->nns)
-		return -EREMOTEIO;
+		return nvmevf_why(why, -EREMOTEIO,
+				  "source has %u namespaces attached, this VF %u",
+				  nns, dst->nns);
 	for (i = 0; i < nns; i++) {
 		if (!nvmevf_ns_same_layout(&c->ns[i], &dst->ns[i]))
-			return -EREMOTEIO;
+			return nvmevf_why(why, -EREMOTEIO,
+					  "namespace %u (NSID %u, here %u): other format or size",
+					  i, le32_to_cpu(c->ns[i].nsid),
+					  le32_to_cpu(dst->ns[i].nsid));
 		if (dst->check_identity &&
 		    !nvmevf_ns_same_identity(&c->ns[i], &dst->ns[i]))
-			return -EREMOTEIO;
+			return nvmevf_why(why, -EREMOTEIO,
+					  "NSID %u: other NGUID, EUI64 or UUID (ns_identity=Y)",
+					  le32_to_cpu(c->ns[i].nsid));
 	}
 	return 0;
 }
@@ -189,6 +227,7 @@ int nvmevf_state_size(const struct nvme_lm_state_hdr *hdr, u64 *total)
  * @len: its size
  * @nvq: VQ resources of the destination (admin queue included)
  * @nvi: VI resources of the destination
+ * @why: if not NULL, says why the check failed
  *
  * The header must be version 0, taken while the source was suspended
  * (CSATTR bit 0), carry both NVMe state (version 0) and vendor state, and
@@ -198,50 +237,66 @@ int nvmevf_state_size(const struct nvme_lm_state_hdr *hdr, u64 *total)
  *
  * Return: 0, -EINVAL (malformed) or -ENOSPC (beyond @nvq / @nvi).
  */
-int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi)
+int nvmevf_state_check(const void *buf, size_t len, u16 nvq, u16 nvi,
+		       struct nvmevf_why *why)
 {
 	const struct nvme_lm_state_hdr *hdr = buf;
 	const struct nvme_lm_nvme_state *ns;
 	const struct nvme_lm_iosq_state *sq;
 	const struct nvme_lm_iocq_state *cq;
-	u16 niosq, niocq, maxq, qid, prev;
+	u16 niosq, niocq, maxq, qid, prev, iv;
 	u64 nvmecss, total;
 	unsigned int i;
 
 	if (len < sizeof(*hdr) || nvmevf_state_size(hdr, &total) ||
-	    total != len || !(hdr->csattr & NVME_LM_CSATTR_SUSPENDED))
-		return -EINVAL;
+	    total != len)
+		return nvmevf_why(why, -EINVAL,
+				  "controller state of %zu bytes, header says other",
+				  len);
+	if (!(hdr->csattr & NVME_LM_CSATTR_SUSPENDED))
+		return nvmevf_why(why, -EINVAL,
+				  "controller state not taken while suspended");
 	nvmecss = le64_to_cpu(hdr->nvmecss);
 	if (nvmecss < sizeof(*ns) / 4 || !le64_to_cpu(hdr->vss))
-		return -EINVAL;
+		return nvmevf_why(why, -EINVAL,
+				  "controller state without NVMe or vendor state");
 
 	ns = buf + sizeof(*hdr);
 	niosq = le16_to_cpu(ns->niosq);
 	niocq = le16_to_cpu(ns->niocq);
 	if (le16_to_cpu(ns->ver) != NVMEVF_NVME_STATE_VERSION ||
 	    nvmecss != (sizeof(*ns) + (u64)(niosq + niocq) * sizeof(*sq)) / 4)
-		return -EINVAL;
+		return nvmevf_why(why, -EINVAL,
+				  "NVMe state version %u, size not matching %u SQs and %u CQs",
+				  le16_to_cpu(ns->ver), niosq, niocq);
 
 	maxq = nvq ? nvq - 1 : 0;
 	if (niosq > maxq || niocq > maxq)
-		return -ENOSPC;
+		return nvmevf_why(why, -ENOSPC,
+				  "%u I/O SQs and %u CQs, this VF has %u",
+				  niosq, niocq, maxq);
 
 	sq = (const void *)(ns + 1);
 	for (i = 0, prev = 0; i < niosq; i++, prev = qid) {
 		qid = le16_to_cpu(sq[i].qid);
 		if (qid <= prev)
-			return -EINVAL;
+			return nvmevf_why(why, -EINVAL,
+					  "SQ %u follows SQ %u", qid, prev);
 		if (qid > maxq)
-			return -ENOSPC;
+			return nvmevf_why(why, -ENOSPC,
+					  "SQ %u, this VF has %u", qid, maxq);
 	}
 	cq = (const void *)(sq + niosq);
 	for (i = 0, prev = 0; i < niocq; i++, prev = qid) {
 		qid = le16_to_cpu(cq[i].qid);
+		iv = FIELD_GET(NVME_LM_CQA_IV_MASK, le32_to_cpu(cq[i].attr));
 		if (qid <= prev)
-			return -EINVAL;
-		if (qid > maxq ||
-		    FIELD_GET(NVME_LM_CQA_IV_MASK, le32_to_cpu(cq[i].attr)) >= nvi)
-			return -ENOSPC;
+			return nvmevf_why(why, -EINVAL,
+					  "CQ %u follows CQ %u", qid, prev);
+		if (qid > maxq || iv >= nvi)
+			return nvmevf_why(why, -ENOSPC,
+					  "CQ %u on vector %u, this VF has %u queues and %u vectors",
+					  qid, iv, maxq, nvi);
 	}
 	return 0;
 }
@@ -337,10 +392,14 @@ static int nvmevf_reader_stream_hdr(struct nvmevf_reader *rd)
 
 	if (memcmp(rd->hdr.stream.magic, NVMEVF_STREAM_MAGIC,
 		   sizeof(rd->hdr.stream.magic)) || !version)
-		return nvmevf_reader_fail(rd, -EINVAL);
+		return nvmevf_reader_fail(rd, nvmevf_why(&rd->why, -EINVAL,
+					  "not an nvme-vfio-pci stream"));
 	/* version 1 (40-byte namespace entries) was never released */
 	if (version != NVMEVF_STREAM_VERSION)
-		return nvmevf_reader_fail(rd, -EPROTONOSUPPORT);
+		return nvmevf_reader_fail(rd, nvmevf_why(&rd->why,
+					  -EPROTONOSUPPORT,
+					  "stream version %u, this driver reads %u",
+					  version, NVMEVF_STREAM_VERSION));
 	rd->phase = NVMEVF_RD_REC_HDR;
 	return 0;
 }
@@ -364,6 +423,9 @@ static int nvmevf_reader_rec_hdr(struct nvmevf_reader *rd)
 	rd->tag = le32_to_cpu(rd->hdr.rec.tag);
 	rd->size = le64_to_cpu(rd->hdr.rec.size);
 	rd->have = 0;
+	/* a default reason; the checks below refine it */
+	nvmevf_why(&rd->why, 0, "record tag %u of %llu bytes at byte %llu",
+		   rd->tag, rd->size, rd->total);
 	if (rd->size > NVMEVF_STREAM_MAX - rd->total)
 		return nvmevf_reader_fail(rd, -E2BIG);
 
@@ -391,7 +453,10 @@ static int nvmevf_reader_rec_hdr(struct nvmevf_reader *rd)
 		return 0;
 	default:
 		if (!(flags & NVMEVF_REC_F_OPTIONAL))
-			return nvmevf_reader_fail(rd, -EOPNOTSUPP);
+			return nvmevf_reader_fail(rd, nvmevf_why(&rd->why,
+						  -EOPNOTSUPP,
+						  "unknown mandatory record tag %u",
+						  rd->tag));
 		rd->phase = rd->size ? NVMEVF_RD_SKIP : NVMEVF_RD_REC_HDR;
 		return 0;
 	}
@@ -406,12 +471,13 @@ static int nvmevf_reader_rec_done(struct nvmevf_reader *rd)
 		case NVMEVF_REC_COMPAT:
 			ret = nvmevf_compat_check(rd->compat, rd->compat_len,
 						  rd->dst, &rd->csvi,
-						  &rd->csuuidi);
+						  &rd->csuuidi, &rd->why);
 			rd->compat_ok = !ret;
 			break;
 		case NVMEVF_REC_CTRL_STATE:
 			ret = nvmevf_state_check(rd->state, rd->state_len,
-						 rd->dst->nvq, rd->dst->nvi);
+						 rd->dst->nvq, rd->dst->nvi,
+						 &rd->why);
 			rd->state_ok = !ret;
 			break;
 		}
@@ -493,12 +559,14 @@ int nvmevf_reader_finish(struct nvmevf_reader *rd)
 	if (rd->phase == NVMEVF_RD_ERROR)
 		return rd->err;
 	if (rd->phase != NVMEVF_RD_END || !rd->compat_ok || !rd->state_ok)
-		return -EINVAL;
+		return nvmevf_why(&rd->why, -EINVAL,
+				  "stream ended after %llu bytes, incomplete",
+				  rd->total);
 	ret = nvmevf_compat_check(rd->compat, rd->compat_len, rd->dst,
-				  &rd->csvi, &rd->csuuidi);
+				  &rd->csvi, &rd->csuuidi, &rd->why);
 	if (!ret)
 		ret = nvmevf_state_check(rd->state, rd->state_len,
-					 rd->dst->nvq, rd->dst->nvi);
+					 rd->dst->nvq, rd->dst->nvi, &rd->why);
 	return ret;
 }
 EXPORT_SYMBOL_IF_KUNIT(nvmevf_reader_finish);

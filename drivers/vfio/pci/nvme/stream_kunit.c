@@ -451,24 +451,24 @@ static void lm_queue_resources_test(struct kunit *test)
 
 	/* more I/O CQs than NVQ - 1 */
 	n = t_state(st, 1, T_NVQ, 0);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -ENOSPC);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -ENOSPC);
 
 	/* a CQ vector beyond NVI */
 	n = t_state(st, 1, 1, T_NVI);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -ENOSPC);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -ENOSPC);
 
 	/* a QID beyond NVQ - 1 */
 	n = t_state(st, 1, 1, 0);
 	sq = (void *)(st + sizeof(struct nvme_lm_state_hdr) +
 		      sizeof(struct nvme_lm_nvme_state));
 	sq->qid = cpu_to_le16(T_NVQ);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -ENOSPC);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -ENOSPC);
 
 	/* a destination without VQ resources takes no I/O queue */
 	n = t_state(st, 1, 1, 0);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, 0, T_NVI), -ENOSPC);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, 0, T_NVI, NULL), -ENOSPC);
 	n = t_state(st, 0, 0, 0);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, 0, 0), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, 0, 0, NULL), 0);
 
 	/* the source had more resources than the destination */
 	t->src->nvq = T_NVQ + 1;
@@ -489,36 +489,36 @@ static void lm_state_malformed_test(struct kunit *test)
 
 	KUNIT_ASSERT_NOT_NULL(test, st);
 	n = t_state(st, 2, 2, 1);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), 0);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), 0);
 
 	/* sizes that do not add up */
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n - 4, T_NVQ, T_NVI),
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n - 4, T_NVQ, T_NVI, NULL),
 			-EINVAL);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, 47, T_NVQ, T_NVI), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, 47, T_NVQ, T_NVI, NULL), -EINVAL);
 	hdr->nvmecss = cpu_to_le64(2 + 6 * 3);
 	hdr->vss = cpu_to_le64(T_VS_BYTES / 4 + 6);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -EINVAL);
 
 	/* not a snapshot of a suspended controller */
 	n = t_state(st, 2, 2, 1);
 	hdr->csattr = 0;
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -EINVAL);
 
 	/* a high half of NVMECSS */
 	n = t_state(st, 2, 2, 1);
 	hdr->nvmecss_hi = cpu_to_le64(1);
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -EINVAL);
 
 	/* QIDs not ascending */
 	n = t_state(st, 2, 2, 1);
 	sq = (void *)(st + sizeof(*hdr) + sizeof(struct nvme_lm_nvme_state));
 	sq[1].qid = sq[0].qid;
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -EINVAL);
 
 	/* no vendor state */
 	n = t_state(st, 1, 1, 0) - T_VS_BYTES;
 	hdr->vss = 0;
-	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI), -EINVAL);
+	KUNIT_EXPECT_EQ(test, nvmevf_state_check(st, n, T_NVQ, T_NVI, NULL), -EINVAL);
 }
 
 static void lm_namespace_mismatch_test(struct kunit *test)

@@ -931,6 +931,8 @@ static int load_mutated(struct __test_metadata *_metadata, struct vnl_dev *d,
 	return ret;
 }
 
+static bool kmsg_has(const char *a, const char *b);
+
 /*
  * The namespace check: its structure (NSID, LBA format, metadata, NSZE) is
  * always enforced; its identity (NGUID, EUI64, UUID) by default, and not
@@ -948,8 +950,11 @@ TEST_F(mig, namespace_identity_policy)
 	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
 
 	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_NGUID, 1));
+	/* the kernel log says why the stream was refused */
+	EXPECT_TRUE(kmsg_has(dst->bdf, "NSID 1: other NGUID, EUI64 or UUID"));
 	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_UUID, 1));
 	EXPECT_EQ(-EREMOTEIO, load_mutated(_metadata, dst, good, len, ns + NS_NSZE, 1));
+	EXPECT_TRUE(kmsg_has(dst->bdf, "other format or size"));
 	EXPECT_EQ(0, load_mutated(_metadata, dst, good, len, 0, 0));
 
 	ASSERT_EQ(0, write_param("ns_identity", "N"));
@@ -1164,6 +1169,46 @@ TEST(too_many_namespaces_binds_without_migration)
 		TH_LOG("%s", vnl_err);
 	EXPECT_EQ(0, vnl_mig_flags(&d, &flags));
 	vnl_dev_close(&d);
+	vnl_rig_close(&rig);
+}
+
+/* Identify CNS 02h (active NSIDs) of a freshly enabled VF: is NSID 1 there? */
+static int vf_has_nsid1(const char *bdf)
+{
+	struct vnl_dev d = { .device_fd = -1 };
+	struct vnl_ctrl c = {};
+	uint32_t list[1024];
+	int ret;
+
+	ret = vnl_dev_open(&d, bdf, VNL_IOMMUFD, IOVA_A, ARENA_SIZE);
+	if (!ret)
+		ret = vnl_ctrl_enable(&c, &d, 16);
+	if (!ret)
+		ret = vnl_identify(&c, 0x02, 0, 0, list);
+	vnl_dev_close(&d);
+	return ret ? ret : list[0] == 1;
+}
+
+/*
+ * Namespace attachment is the subsystem's, not a side effect of CC.EN: a
+ * namespace detached from a VF stays detached when the VF's controller is
+ * enabled, and comes back only with Namespace Attachment.  (The rig's model
+ * used to attach shared namespaces on every CC.EN, so a destination VF that
+ * was never enabled had none.)
+ */
+TEST(namespace_attachment_is_persistent)
+{
+	struct vnl_rig rig;
+
+	ASSERT_EQ(0, vnl_rig_open(&rig, DRIVER)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(1, vf_has_nsid1(rig.bdf[1])) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, ns_attach(rig.pffd, rig.scid[1], 1, 1, false))
+		TH_LOG("Namespace Attachment: %s", vnl_err);
+	EXPECT_EQ(0, vf_has_nsid1(rig.bdf[1]));
+	EXPECT_EQ(0, vf_has_nsid1(rig.bdf[1]));
+	ASSERT_EQ(0, ns_attach(rig.pffd, rig.scid[1], 1, 1, true))
+		TH_LOG("Namespace Attachment: %s", vnl_err);
+	EXPECT_EQ(1, vf_has_nsid1(rig.bdf[1]));
 	vnl_rig_close(&rig);
 }
 
