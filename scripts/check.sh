@@ -29,7 +29,8 @@ phase selftests bash "$ROOT/scripts/build-selftests.sh" "$KDIR" "$RUNDIR/tests"
 KERNEL=$KDIR/arch/x86/boot/bzImage
 FW=$(dirname "$(dirname "$QEMU")")/fw
 # The end-to-end migration test (QEMU in the guest, an L2 VM) runs in check
-# and demo; E2E_BACKENDS="" skips it.
+# and demo; E2E_BACKENDS="" skips it.  E2E_VF_OPTS adds options to QEMU's
+# -device vfio-pci (only to show what the test catches without them).
 case $MODE in
 check) E2E_BACKENDS=${E2E_BACKENDS-legacy iommufd} ;;
 demo) E2E_BACKENDS=${E2E_BACKENDS-iommufd legacy} ;;
@@ -50,6 +51,7 @@ TESTS="${TESTS:-}"
 TEST_ARGS="${TEST_ARGS:-}"
 E2E_BACKENDS="$E2E_BACKENDS"
 E2E_ROUNDS=${E2E_ROUNDS:-1}
+E2E_VF_OPTS="${E2E_VF_OPTS:-}"
 EOT
 phase initramfs bash "$ROOT/scripts/mkinitramfs.sh" "$RUNDIR/initramfs.cpio" \
 	"$ROOT/drivers/vfio/pci/nvme" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT

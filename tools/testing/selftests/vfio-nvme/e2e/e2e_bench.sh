@@ -52,7 +52,7 @@ readbench() { # DRIVER RUN
 	echo "$1" >"$d/driver_override"
 	echo "$VF1" >/sys/bus/pci/drivers_probe
 	[ -c /dev/vfio/vfio ] || return 1
-	qemu-system-x86_64 -L /e2e/fw -accel tcg,tb-size=256 -cpu max -smp 1 -m 256M \
+	qemu-system-x86_64 -L /e2e/fw -accel tcg,tb-size=256 -cpu max -smp 1 -m 128M \
 		-machine q35 -nodefaults -display none -no-reboot \
 		-kernel /e2e/l2/bzImage -initrd /e2e/l2/initrd.cpio \
 		-append "console=ttyS0 quiet loglevel=4 panic=-1 l2.mode=readbench:16" \

@@ -15,7 +15,9 @@
 # QEMUs' state when a migration or the L2 heartbeat stalls.
 # For the benchmark: E2E_L2_MODE=idle runs L2 without the workload,
 # E2E_NO_VF=1 without the VF (BACKEND is then only a label), E2E_DIR
-# where the logs and the report go.
+# where the logs and the report go; E2E_VF_OPTS=",opt=..." is appended to
+# -device vfio-pci (to show what the test catches without the driver's
+# dirty tracking: ",x-device-dirty-page-tracking=off,enable-migration=on").
 BACKEND=$1 VF1=$2 VF2=$3 ROUNDS=${4:-1}
 E=${E2E_DIR:-/tmp/e2e-$BACKEND}
 L2MODE=${E2E_L2_MODE:-workload}
@@ -102,7 +104,7 @@ dump() {
 # qemu_start NAME VF [incoming]
 qemu_start() {
 	name=$1 vf=$2
-	set -- -L "$FW" -accel tcg,tb-size=256 -cpu max -smp 1 -m 256M \
+	set -- -L "$FW" -accel tcg,tb-size=256 -cpu max -smp 1 -m "${E2E_L2_MEM:-128M}" \
 		-machine q35 -nodefaults -display none -no-reboot \
 		-kernel "$L2K" -initrd "$L2I" \
 		-append "console=ttyS0 quiet loglevel=4 panic=-1 l2.mode=$L2MODE" \
@@ -119,9 +121,9 @@ qemu_start() {
 		:
 	elif [ "$BACKEND" = iommufd ]; then
 		set -- "$@" -object iommufd,id=iommufd0 \
-			-device "vfio-pci,host=$vf,bus=rp1,id=vf0,iommufd=iommufd0"
+			-device "vfio-pci,host=$vf,bus=rp1,id=vf0,iommufd=iommufd0${E2E_VF_OPTS:-}"
 	else
-		set -- "$@" -device "vfio-pci,host=$vf,bus=rp1,id=vf0"
+		set -- "$@" -device "vfio-pci,host=$vf,bus=rp1,id=vf0${E2E_VF_OPTS:-}"
 	fi
 	"$QEMU" "$@" >"$E/qemu-$name.out" 2>&1 &
 	echo $! >"$E/pid-$name"

@@ -32,9 +32,9 @@
 #include <unistd.h>
 
 #define BS		4096
-#define NBLK		512		/* 2 MiB of written blocks */
+#define NBLK		128		/* 512 KiB of written blocks */
 #define RING		64		/* device-only buffers */
-#define FULL_EVERY	4		/* seconds between full verifies */
+#define FULL_EVERY	6		/* seconds between full verifies */
 #define MAGIC		0x4e564d4cU	/* "LMVN" */
 
 struct blkhdr {
