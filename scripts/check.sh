@@ -33,7 +33,7 @@ FW=$(dirname "$(dirname "$QEMU")")/fw
 # -device vfio-pci (only to show what the test catches without them).
 case $MODE in
 check) E2E_BACKENDS=${E2E_BACKENDS-legacy iommufd} ;;
-demo) E2E_BACKENDS=${E2E_BACKENDS-iommufd legacy} ;;
+demo) E2E_BACKENDS=${E2E_BACKENDS-iommufd} ;;
 *) E2E_BACKENDS= ;;
 esac
 E2E_ROOT=

@@ -6,13 +6,16 @@
 #
 #   e2e_bench.sh VF1 VF2 [PAIRS]
 #
+# Each pair is one L2 boot without the VF and one with it, each migrated
+# back and forth E2E_BENCH_ROUNDS (2) times, and one L2 read run on each
+# driver; figures are medians.
 #   - downtime of the same (idle) L2 migrated without and with the VF;
 #   - sequential O_DIRECT read throughput of L2 through VF1 on
 #     nvme-vfio-pci and on plain vfio-pci;
 #   - MIG_DATA_SIZE over the device bytes sent at stop-copy;
 #   - PF admin commands per migration on each side against the minimum.
 # Prints "BENCH ..." lines; the host prints them as the table.
-VF1=$1 VF2=$2 PAIRS=${3:-2}
+VF1=$1 VF2=$2 PAIRS=${3:-1} ROUNDS=${E2E_BENCH_ROUNDS:-2}
 B=/tmp/e2e-bench
 rm -rf "$B"
 mkdir -p "$B"
@@ -28,10 +31,10 @@ while [ $i -lt "$PAIRS" ]; do
 		t "downtime run $i: $kind"
 		if [ $kind = novf ]; then
 			E2E_NO_VF=1 E2E_L2_MODE=idle E2E_DIR=$B/$kind-$i \
-				e2e_migrate.sh iommufd "$VF1" "$VF2" 1 >"$B/$kind-$i.log" 2>&1
+				e2e_migrate.sh iommufd "$VF1" "$VF2" "$ROUNDS" >"$B/$kind-$i.log" 2>&1
 		else
 			E2E_L2_MODE=idle E2E_DIR=$B/$kind-$i \
-				e2e_migrate.sh iommufd "$VF1" "$VF2" 1 >"$B/$kind-$i.log" 2>&1
+				e2e_migrate.sh iommufd "$VF1" "$VF2" "$ROUNDS" >"$B/$kind-$i.log" 2>&1
 		fi
 		grep -q '^not ok' "$B/$kind-$i.log" && {
 			echo "BENCH error: $kind run $i failed"
@@ -88,7 +91,7 @@ dcmd=$(field dst_cmds "$B/vf.report" | med)
 syncs=$(field syncs "$B/vf.report" | med)
 
 r() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo "BENCH end-to-end (iommufd, idle L2, $PAIRS pairs, medians; nested TCG):"
+echo "BENCH end-to-end (iommufd, idle L2, $PAIRS pair(s) of boots x $((ROUNDS * 2)) migrations, medians; nested TCG):"
 echo "BENCH downtime without VF ${d_novf} ms, with VF ${d_vf} ms: ratio $(r "$d_vf" "$d_novf") (goal <= 1.10)"
 echo "BENCH total time without VF ${t_novf} ms, with VF ${t_vf} ms: ratio $(r "$t_vf" "$t_novf")"
 echo "BENCH sequential read in L2 (16 MiB, O_DIRECT): nvme-vfio-pci ${r_var} MB/s, vfio-pci ${r_pci} MB/s: ratio $(r "$r_var" "$r_pci") (goal >= 0.99)"
