@@ -32,6 +32,15 @@ check_fragment() {
 	[ $bad -eq 0 ] || die "kernel config fragment $(basename "$1") not honoured"
 }
 
+# configure KSRC KDIR FRAG LOG: tinyconfig + the fragment, checked
+configure() {
+	run_logged "$4" make -C "$1" O="$2" tinyconfig
+	run_logged "$4" "$1/scripts/kconfig/merge_config.sh" -m -O "$2" "$2/.config" "$3"
+	run_logged "$4" make -C "$1" O="$2" olddefconfig
+	# every symbol of the fragment must have survived olddefconfig
+	check_fragment "$3" "$2"
+}
+
 if [ "$FLAVOUR" = l2 ]; then
 	FRAG=$ROOT/scripts/kconfig/l2.config
 	KSRC=$CACHE/linux/src
@@ -43,13 +52,10 @@ if [ "$FLAVOUR" = l2 ]; then
 		exit 0
 	fi
 	[ -e "$KSRC/Makefile" ] || die "no kernel source in $KSRC (build the rig kernel first)"
-	rm -rf "$OUT"
+	# the build directory persists: a changed input rebuilds incrementally
+	rm -f "$OUT/.key"
 	mkdir -p "$OUT/build"
-	run_logged "$LOGDIR/l2kernel-config.log" make -C "$KSRC" O="$OUT/build" tinyconfig
-	run_logged "$LOGDIR/l2kernel-config.log" \
-		"$KSRC/scripts/kconfig/merge_config.sh" -m -O "$OUT/build" "$OUT/build/.config" "$FRAG"
-	run_logged "$LOGDIR/l2kernel-config.log" make -C "$KSRC" O="$OUT/build" olddefconfig
-	check_fragment "$FRAG" "$OUT/build"
+	configure "$KSRC" "$OUT/build" "$FRAG" "$LOGDIR/l2kernel-config.log"
 	run_logged "$LOGDIR/l2kernel-build.log" make -C "$KSRC" O="$OUT/build" -j"$(nproc)" bzImage
 	echo "$KEY" >"$OUT/.key"
 	echo "$OUT/build"
@@ -87,13 +93,7 @@ rm -rf "$stage"
 
 FRAG=$ROOT/scripts/kconfig/rig.config
 mkdir -p "$KDIR"
-run_logged "$LOGDIR/kernel-config.log" make -C "$KSRC" O="$KDIR" tinyconfig
-run_logged "$LOGDIR/kernel-config.log" \
-	"$KSRC/scripts/kconfig/merge_config.sh" -m -O "$KDIR" "$KDIR/.config" "$FRAG"
-run_logged "$LOGDIR/kernel-config.log" make -C "$KSRC" O="$KDIR" olddefconfig
-
-# Every symbol of the fragment must have survived olddefconfig.
-check_fragment "$FRAG" "$KDIR"
+configure "$KSRC" "$KDIR" "$FRAG" "$LOGDIR/kernel-config.log"
 
 run_logged "$LOGDIR/kernel-build.log" make -C "$KSRC" O="$KDIR" -j"$(nproc)" bzImage modules
 rm -rf "$OUT/headers"

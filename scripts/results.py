@@ -125,7 +125,7 @@ def main():
     if not any(l.startswith('RIG-POWEROFF') for l in log):
         total_f += 1
         all_failures.append('guest did not reach RIG-POWEROFF '
-                            f'(QEMU exit {qemu_rc}{", timeout" if qemu_rc == 124 else ""})')
+                            f'(QEMU exit {qemu_rc}{", timeout" if qemu_rc == 124 else ", guest stalled: see stall.log" if qemu_rc == 125 else ""})')
     elif qemu_rc != 0:
         total_f += 1
         all_failures.append(f'QEMU exit status {qemu_rc}')

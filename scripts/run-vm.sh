@@ -4,8 +4,8 @@
 # nvme-subsys, a shared namespace on a raw image in the cache.
 #   run-vm.sh QEMU FWDIR KERNEL INITRD RUNDIR TIMEOUT [interactive]
 # Serial console goes to RUNDIR/console.log (or stdio when interactive);
-# the HMP monitor listens on RUNDIR/hmp.sock.  Exit status: QEMU's, or 124
-# on timeout.
+# the HMP monitor listens on RUNDIR/hmp.sock.  Exit status: QEMU's, 124
+# on timeout, 125 when the guest stalled (see RIG_STALL below).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -53,5 +53,45 @@ done
 if [ -n "$interactive" ]; then
 	exec "$qemu" "${args[@]}" -serial mon:stdio
 fi
-exec timeout --foreground -k 10 "$timeout" "$qemu" "${args[@]}" \
-	-serial "file:$rundir/console.log" </dev/null
+# Stall watchdog: a guest whose console stays silent for RIG_STALL seconds
+# (default 480; the longest quiet phase, the nested L2 boot, gives up after
+# 300) is dumped (vCPU registers and halt state, interrupt counts) and
+# stopped at once, instead of running into the timeout.
+hmp() {
+	"$SYS_PYTHON" - "$rundir/hmp.sock" "$1" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+time.sleep(0.3)
+s.recv(65536)
+s.send(sys.argv[2].encode() + b"\n")
+time.sleep(2)
+print(s.recv(1 << 20).decode(errors="replace").replace("\r", ""))
+PY
+}
+: >"$rundir/console.log"
+timeout --foreground -k 10 "$timeout" "$qemu" "${args[@]}" \
+	-serial "file:$rundir/console.log" </dev/null &
+qpid=$!
+stall=${RIG_STALL:-480} last=-1 quiet=0
+while kill -0 $qpid 2>/dev/null; do
+	sleep 10
+	size=$(stat -c %s "$rundir/console.log" 2>/dev/null || echo 0)
+	if [ "$size" = "$last" ]; then
+		quiet=$((quiet + 10))
+	else
+		quiet=0
+		last=$size
+	fi
+	if [ $quiet -ge "$stall" ]; then
+		{
+			echo "[rig] guest stalled: no console output for ${quiet}s; vCPU state:"
+			hmp "info registers -a" | grep -E '^(CPU#|RIP)' || true
+			hmp "info irq" | grep -vE '^\(qemu\)|info' || true
+		} | tee -a "$rundir/stall.log" >&2
+		kill $qpid 2>/dev/null || true
+		wait $qpid 2>/dev/null || true
+		exit 125
+	fi
+done
+wait $qpid
