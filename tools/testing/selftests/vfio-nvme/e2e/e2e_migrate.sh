@@ -25,7 +25,7 @@ QEMU=${E2E_QEMU:-/usr/bin/qemu-system-x86_64}
 FW=${E2E_FW:-/e2e/fw}
 L2K=${E2E_L2_KERNEL:-/e2e/l2/bzImage}
 L2I=${E2E_L2_INITRD:-/e2e/l2/initrd.cpio}
-BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-300}
+BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-480}
 MIG_TIMEOUT=${E2E_MIG_TIMEOUT:-240}
 HB_TIMEOUT=${E2E_HB_TIMEOUT:-45}
 rm -rf "$E"
@@ -271,6 +271,7 @@ n=0
 while ! grep -aq '^L2-HB' "$E/l2-a.log" 2>/dev/null; do
 	sleep 1
 	n=$((n + 1))
+	[ $((n % 60)) = 0 ] && t "L2 boots ($n s)"
 	if [ $n -ge "$BOOT_TIMEOUT" ] || ! kill -0 "$(cat "$E/pid-a")" 2>/dev/null; then
 		break
 	fi
