@@ -88,6 +88,9 @@ while kill -0 $qpid 2>/dev/null; do
 			echo "[rig] guest stalled: no console output for ${quiet}s; vCPU state:"
 			hmp "info registers -a" | grep -E '^(CPU#|RIP)' || true
 			hmp "info irq" | grep -vE '^\(qemu\)|info' || true
+			# LVT timer, counts, ISR/IRR/PPR: a tick lost on one vCPU
+			hmp "info lapic 0" | grep -vE '^\(qemu\)|info' || true
+			hmp "info lapic 1" | grep -vE '^\(qemu\)|info' || true
 		} | tee -a "$rundir/stall.log" >&2
 		kill $qpid 2>/dev/null || true
 		wait $qpid 2>/dev/null || true
