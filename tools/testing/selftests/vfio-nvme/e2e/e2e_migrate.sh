@@ -227,6 +227,7 @@ migrate() {
 	cmds "$dvf" >"$E/cmds-dst-$num.1"
 	skinds=$(cmds_delta "$E/cmds-src-$num.0" "$E/cmds-src-$num.1")
 	dkinds=$(cmds_delta "$E/cmds-dst-$num.0" "$E/cmds-dst-$num.1")
+	phases="source suspend $(vstat "$svf" suspend_us) us, stop-copy $(vstat "$svf" stop_copy_us) us; destination load $(vstat "$dvf" load_us) us, resume $(vstat "$dvf" resume_us) us"
 	qemu_quit "$src"
 	logging=$(grep -c vfio_device_dirty_tracking_start "$E/trace-$src.log")
 	ratio=$(awk -v a="$dsize" -v b="$((saved - pre))" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
@@ -237,6 +238,7 @@ migrate() {
 		"sent at stop-copy (ratio ${ratio}), PF commands src ${scmd} (${skinds})" \
 		"dst ${dcmd} (${dkinds}),"  \
 		"QEMU DMA logging starts ${logging}"
+	echo "DEMO   driver phases (last): $phases"
 	grep -m1 vfio_device_dirty_tracking_start "$E/trace-$src.log" | sed 's/^/DEMO   QEMU trace (source): /'
 	grep -a 'warning\|error' "$E/qemu-$src.out" | sort -u | head -5 | sed 's/^/DEMO   QEMU (source) said: /'
 	echo "E2E-MIG backend=$BACKEND num=$num total_ms=$total downtime_ms=$down initial=$pre stopcopy=$((saved - pre)) loaded=$loaded data_size=$dsize dirty=$dirty syncs=$syncs src_cmds=$scmd dst_cmds=$dcmd" >>"$E/report"
