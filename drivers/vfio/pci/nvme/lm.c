@@ -1077,9 +1077,11 @@ static int nvmevf_commit_locked(struct nvmevf_pci_core_device *nvmevf,
 			return 0;
 		ret = nvmevf_reader_finish(&migf->rd);
 		if (ret) {
-			pci_warn(nvmevf->core_device.pdev,
-				 "migration stream refused: %s (%pe)\n",
-				 migf->rd.why.msg, ERR_PTR(ret));
+			/* a stream refused on arrival was logged by write() */
+			if (migf->rd.phase != NVMEVF_RD_ERROR)
+				pci_warn(nvmevf->core_device.pdev,
+					 "migration stream refused: %s (%pe)\n",
+					 migf->rd.why.msg, ERR_PTR(ret));
 			return ret;
 		}
 	}

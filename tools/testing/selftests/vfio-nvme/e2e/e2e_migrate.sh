@@ -61,6 +61,8 @@ cmds() { sed -n 's/^commands_\([a-z_]*\): /\1 /p' "/sys/kernel/debug/vfio/$1/mig
 cmds_delta() {
 	awk 'NR == FNR { b[$1] = $2; next } $2 != b[$1] { printf "%s%s %d", sep, $1, $2 - b[$1]; sep = ", " }' "$1" "$2"
 }
+# cmds_total BEFORE AFTER: commands of every kind sent in between
+cmds_total() { awk 'NR == FNR { b += $2; next } { a += $2 } END { print a - b }' "$1" "$2"; }
 hb_count() { grep -a -c '^L2-HB' "$E"/l2-*.log 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'; }
 last_hb() { cat "$E"/l2-*.log 2>/dev/null | grep -a '^L2-HB' | tail -1; }
 hbval() {
@@ -183,8 +185,7 @@ migrate() {
 		return 1
 	}
 	s_saved0=$(vstat "$svf" bytes_saved) s_pre0=$(vstat "$svf" bytes_precopy)
-	s_cmd0=$(vstat "$svf" commands) s_dirty0=$(vstat "$svf" dirty_reported)
-	d_loaded0=$(vstat "$dvf" bytes_loaded) d_cmd0=$(vstat "$dvf" commands)
+	s_dirty0=$(vstat "$svf" dirty_reported) d_loaded0=$(vstat "$dvf" bytes_loaded)
 	cmds "$svf" >"$E/cmds-src-$num.0"
 	cmds "$dvf" >"$E/cmds-dst-$num.0"
 	t "$desc: migrate"
@@ -220,11 +221,11 @@ migrate() {
 	pre=$(($(vstat "$svf" bytes_precopy) - s_pre0))
 	dsize=$(vstat "$svf" last_data_size)
 	dirty=$(($(vstat "$svf" dirty_reported) - s_dirty0))
-	scmd=$(($(vstat "$svf" commands) - s_cmd0))
 	loaded=$(($(vstat "$dvf" bytes_loaded) - d_loaded0))
-	dcmd=$(($(vstat "$dvf" commands) - d_cmd0))
 	cmds "$svf" >"$E/cmds-src-$num.1"
 	cmds "$dvf" >"$E/cmds-dst-$num.1"
+	scmd=$(cmds_total "$E/cmds-src-$num.0" "$E/cmds-src-$num.1")
+	dcmd=$(cmds_total "$E/cmds-dst-$num.0" "$E/cmds-dst-$num.1")
 	skinds=$(cmds_delta "$E/cmds-src-$num.0" "$E/cmds-src-$num.1")
 	dkinds=$(cmds_delta "$E/cmds-dst-$num.0" "$E/cmds-dst-$num.1")
 	phases="source suspend $(vstat "$svf" suspend_us) us, stop-copy $(vstat "$svf" stop_copy_us) us; destination load $(vstat "$dvf" load_us) us, resume $(vstat "$dvf" resume_us) us"
