@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Build the guest kernel: Debian linux-source-6.12, the project's include/
-# overlay (include/linux/nvme-lm.h), patches/linux-6.12/*.patch, tinyconfig +
+# Build the guest kernel: Debian linux-source-6.12 with the series in
+# patches/linux-6.12/ (applied in order, as git am would), tinyconfig +
 # scripts/kconfig/rig.config.  Prints the build dir (KDIR).
 #   build-kernel.sh [rig|l2]
 # "l2" is the small kernel of the end-to-end test's L2 guest: the same
@@ -63,7 +63,7 @@ if [ "$FLAVOUR" = l2 ]; then
 fi
 
 KEY=$( (echo "$PKGVER"
-	hash_files "$ROOT/patches/linux-6.12" "$ROOT/include" \
+	hash_files "$ROOT/patches/linux-6.12" \
 		"$ROOT/scripts/kconfig/rig.config" "$ROOT/scripts/build-kernel.sh") |
 	sha256sum | cut -c1-16)
 OUT=$CACHE/linux
@@ -81,7 +81,6 @@ stage=$OUT/stage
 rm -rf "$stage"
 mkdir -p "$stage"
 tar xf "$TARBALL" -C "$stage"
-(cd "$ROOT" && cp -r include "$stage/linux-source-6.12/")
 for p in "$ROOT"/patches/linux-6.12/*.patch; do
 	[ -e "$p" ] || continue
 	patch -s -d "$stage/linux-source-6.12" -p1 --no-backup-if-mismatch <"$p" ||

@@ -21,6 +21,7 @@ KDIR=$(cat "$CACHE/.kdir-path")
 phase module bash "$ROOT/scripts/build-module.sh" "$KDIR"
 if [ "$MODE" = check ]; then
 	phase lint bash "$ROOT/scripts/lint.sh" "$KDIR"
+	phase series bash "$ROOT/scripts/check-series.sh"
 fi
 rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR/tests"

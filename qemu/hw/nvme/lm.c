@@ -404,6 +404,9 @@ typedef struct NvmeLm {
     NvmeLmFault fault_cmd;
     uint32_t fault_count;
     uint32_t fault_status;
+    uint32_t suspend_delay;     /* ms a Suspend is held at least (MMC) */
+    uint32_t abort_suspend;     /* Abort ends a held Suspend (MMC) */
+    uint32_t ctrl_resets;       /* controller level resets seen */
 
     /* MMC (PF) side */
     bool     mmc;
@@ -415,6 +418,8 @@ typedef struct NvmeLm {
     uint32_t suspend_nevt;      /* events queued at suspend */
     GSList   *suspend_reqs;     /* NvmeLmSuspendReq, oldest first */
     QEMUBH   *quiesce_bh;
+    QEMUTimer *hold_timer;      /* ends the hold of lm-suspend-delay */
+    int64_t  hold_until;        /* QEMU_CLOCK_VIRTUAL ms, 0: no hold */
     bool     in_commit;         /* Set Controller State being committed */
     NvmeLmTrack *track;
     NvmeCdq  *udmq;
@@ -466,6 +471,16 @@ static const NvmeLmUintProp nvme_lm_uint_props[] = {
     { "lm-fault-status", "uint16", offsetof(NvmeLm, fault_status),
       NVME_INTERNAL_DEV_ERROR, 1, 0x7fff, true,
       "NVMe status (SCT/SC/DNR) of injected failures" },
+    { "lm-suspend-delay", "uint32", offsetof(NvmeLm, suspend_delay),
+      0, 0, 3600000, true,
+      "fault injection: ms a Suspend of a secondary controller is held "
+      "before it may complete (0: not held)" },
+    { "lm-abort-suspend", "uint32", offsetof(NvmeLm, abort_suspend),
+      1, 0, 1, true,
+      "1: an Abort ends a Suspend still in progress, 0: Abort leaves it" },
+    { "lm-ctrl-resets", "uint32", offsetof(NvmeLm, ctrl_resets),
+      0, 0, UINT32_MAX, true,
+      "controller level resets of this controller (statistics)" },
 };
 
 static inline uint32_t *nvme_lm_uint_field(NvmeLm *lm, const NvmeLmUintProp *p)
@@ -1413,10 +1428,24 @@ static void nvme_lm_suspend_done(NvmeCtrl *t)
 static void nvme_lm_quiesce_bh(void *opaque)
 {
     NvmeCtrl *t = opaque;
+    NvmeLm *tl = t->lm;
 
-    if (t->lm->state == NVME_LM_SUSPENDING && nvme_lm_idle(t)) {
+    if (tl->hold_until &&
+        qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) < tl->hold_until) {
+        return;
+    }
+    tl->hold_until = 0;
+
+    if (tl->state == NVME_LM_SUSPENDING && nvme_lm_idle(t)) {
         nvme_lm_suspend_done(t);
     }
+}
+
+static void nvme_lm_hold_timer_cb(void *opaque)
+{
+    NvmeCtrl *t = opaque;
+
+    qemu_bh_schedule(t->lm->quiesce_bh);
 }
 
 /* Restart a controller: fetch, post pending CQEs, re-raise interrupts */
@@ -1461,6 +1490,52 @@ static void nvme_lm_kick(NvmeCtrl *t)
     nvme_process_aers(t);
 }
 
+/*
+ * Abort (SQID 0, @cid) sent to @mmc: a Suspend it is holding is completed
+ * with Command Abort Requested.  The last one of a controller still
+ * suspending takes it back to running, as if it had not been sent.
+ */
+bool nvme_lm_abort(NvmeCtrl *mmc, uint16_t cid)
+{
+    if (!nvme_lm_is_mmc(mmc) || !mmc->lm->abort_suspend) {
+        return false;
+    }
+
+    for (unsigned i = 0; i < mmc->params.sriov_max_vfs; i++) {
+        NvmeCtrl *t = nvme_lm_vf_obj(mmc, i);
+        NvmeLm *tl = t ? t->lm : NULL;
+
+        if (!tl || tl->state != NVME_LM_SUSPENDING) {
+            continue;
+        }
+
+        for (GSList *l = tl->suspend_reqs; l; l = l->next) {
+            NvmeLmSuspendReq *sr = l->data;
+            NvmeRequest *req = sr->req;
+
+            if (req->cqe.cid != cid || nvme_ctrl(req) != mmc ||
+                req->sq->sqid) {
+                continue;
+            }
+
+            tl->suspend_reqs = g_slist_delete_link(tl->suspend_reqs, l);
+            g_free(sr);
+            req->status = NVME_CMD_ABORT_REQ;
+            nvme_enqueue_req_completion(mmc->cq[req->sq->cqid], req);
+
+            if (!tl->suspend_reqs) {
+                tl->hold_until = 0;
+                timer_del(tl->hold_timer);
+                tl->state = NVME_LM_ACTIVE;
+                nvme_lm_kick(t);
+            }
+            return true;
+        }
+    }
+
+    return false;
+}
+
 static uint16_t nvme_lm_suspend(NvmeCtrl *n, NvmeRequest *req)
 {
     uint32_t dw11 = le32_to_cpu(req->cmd.cdw11);
@@ -1500,6 +1575,11 @@ static uint16_t nvme_lm_suspend(NvmeCtrl *n, NvmeRequest *req)
         return NVME_SUCCESS;
     case NVME_LM_ACTIVE:
         tl->state = NVME_LM_SUSPENDING;
+        if (n->lm->suspend_delay) {
+            tl->hold_until = qemu_clock_get_ms(QEMU_CLOCK_VIRTUAL) +
+                             n->lm->suspend_delay;
+            timer_mod(tl->hold_timer, tl->hold_until);
+        }
         /* fallthrough */
     case NVME_LM_SUSPENDING:
         sr = g_new0(NvmeLmSuspendReq, 1);
@@ -3312,6 +3392,8 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
         return;
     }
 
+    lm->ctrl_resets++;
+
     if (lm->mmc) {
         /*
          * Reset of the MMC: its CDQs are deleted, all memory tracking
@@ -3336,6 +3418,8 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
             nvme_lm_set_reset(&vl->set);
             g_slist_free_full(vl->suspend_reqs, g_free);
             vl->suspend_reqs = NULL;
+            vl->hold_until = 0;
+            timer_del(vl->hold_timer);
 
             if (vl->state != NVME_LM_ACTIVE) {
                 vl->state = NVME_LM_ACTIVE;
@@ -3356,6 +3440,9 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
         lm->state = NVME_LM_ACTIVE;
         break;
     case NVME_LM_SUSPENDING:
+        /* a held Suspend is not held any longer */
+        lm->hold_until = 0;
+        timer_del(lm->hold_timer);
         qemu_bh_schedule(lm->quiesce_bh);
         break;
     default:
@@ -3503,6 +3590,10 @@ void nvme_lm_instance_finalize(Object *obj)
         qemu_bh_delete(lm->quiesce_bh);
     }
 
+    if (lm->hold_timer) {
+        timer_free(lm->hold_timer);
+    }
+
     g_free(lm);
     n->lm = NULL;
 }
@@ -3515,6 +3606,7 @@ bool nvme_lm_init_ctrl(NvmeCtrl *n, Error **errp)
 
     lm->quiesce_bh = qemu_bh_new_guarded(nvme_lm_quiesce_bh, n,
                                          &DEVICE(n)->mem_reentrancy_guard);
+    lm->hold_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, nvme_lm_hold_timer_cb, n);
 
     if (pci_is_vf(PCI_DEVICE(n)) || !lm->hmlms) {
         /* migratable controllers never report HMLMS */

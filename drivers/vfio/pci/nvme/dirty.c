@@ -50,7 +50,7 @@ static u64 nvmevf_gran(const struct nvmevf_dirty *d)
  * state_mutex: the bits are therefore set after state_mutex is dropped.
  */
 struct nvmevf_runs {
-	struct nvmevf_range *r;
+	struct nvme_lm_range *r;
 	u32 n;
 	u32 cap;
 };
@@ -65,7 +65,7 @@ static int nvmevf_runs_add(struct nvmevf_runs *runs, u64 start, u64 end)
 	}
 	if (runs->n == runs->cap) {
 		u32 cap = runs->cap ? 2 * runs->cap : 64;
-		struct nvmevf_range *r = krealloc_array(runs->r, cap, sizeof(*r),
+		struct nvme_lm_range *r = krealloc_array(runs->r, cap, sizeof(*r),
 							GFP_KERNEL);
 
 		if (!r)
@@ -195,7 +195,7 @@ static void nvmevf_pending_free(struct nvmevf_dirty *d)
 
 static int nvmevf_range_cmp(const void *a, const void *b)
 {
-	const struct nvmevf_range *x = a, *y = b;
+	const struct nvme_lm_range *x = a, *y = b;
 
 	return x->start < y->start ? -1 : x->start > y->start;
 }
@@ -205,7 +205,7 @@ static int nvmevf_range_cmp(const void *a, const void *b)
  * sort them and merge those that now touch; then merge the closest
  * neighbours until at most @max remain.  Returns the count.
  */
-VISIBLE_IF_KUNIT u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n,
+VISIBLE_IF_KUNIT u32 nvmevf_ranges_fit(struct nvme_lm_range *r, u32 n,
 				       u64 gran, bool pow2, u32 max)
 {
 	u32 i, j;
@@ -270,31 +270,20 @@ static bool nvmevf_in_ranges(const struct nvmevf_dirty *d, u64 start, u64 len)
 
 /* ---- Track Send ---- */
 
+/* Track Send, start or stop; returns what nvme-pci returned */
 static int nvmevf_track_send(struct nvmevf_pci_core_device *nvmevf,
 			     bool start, u8 rmrtg,
-			     const struct nvmevf_range *r, u32 n, u32 *dw0,
-			     u32 *dw1)
+			     const struct nvme_lm_range *r, u32 n,
+			     struct nvme_lm_track_limits *lim)
 {
-	u8 *buf __free(kfree) = NULL;
-	size_t len = start ? struct_size_t(struct nvme_lm_track_mem, desc, n) : 0;
-	struct nvme_command c;
-	ssize_t ret;
+	struct pci_dev *pdev = nvmevf->core_device.pdev;
 	int status;
 
-	if (len) {
-		buf = kzalloc(len, GFP_KERNEL);
-		if (!buf)
-			return -ENOMEM;
-	}
-	if (start) {
-		ret = nvmevf_track_mem_build(buf, len, rmrtg, r, n);
-		if (ret < 0)
-			return ret;
-	}
-	nvmevf_cmd_track_mem(&c, nvmevf->scid, start);
-	status = nvmevf_submit(nvmevf->core_device.pdev, &c, buf, len, dw0, dw1);
-	nvmevf_account(&nvmevf->stats.cmd, &c, status);
-	return status;
+	if (start)
+		status = nvme_pci_vf_track_mem_start(pdev, rmrtg, r, n, lim);
+	else
+		status = nvme_pci_vf_track_mem_stop(pdev);
+	return nvmevf_account(&nvmevf->stats.cmd, NVMEVF_CK_TRACK_SEND, status);
 }
 
 /*
@@ -309,8 +298,8 @@ static int nvmevf_dirty_stop_locked(struct nvmevf_pci_core_device *nvmevf)
 	int status;
 
 	lockdep_assert_held(&nvmevf->state_mutex);
-	status = nvmevf_track_send(nvmevf, false, 0, NULL, 0, NULL, NULL);
-	if ((status & NVME_SCT_SC_MASK) == NVME_SC_LM_CTRL_SUSPENDED) {
+	status = nvmevf_track_send(nvmevf, false, 0, NULL, 0, NULL);
+	if ((status & NVME_SCT_SC_MASK) == NVME_SC_CTRL_SUSPENDED) {
 		d->stop_pending = true;
 		return 0;
 	}
@@ -419,10 +408,10 @@ static int nvmevf_log_start_locked(struct nvmevf_pci_core_device *nvmevf,
 {
 	struct nvmevf_dirty *d = &nvmevf->dirty;
 	const struct nvmevf_track_caps *caps = &d->caps;
-	struct nvmevf_range *r __free(kfree) = NULL;
+	struct nvme_lm_range *r __free(kfree) = NULL;
 	struct interval_tree_node *node;
 	u32 n, max = caps->cmmrtd, i;
-	u32 dw0 = 0, dw1 = 0;
+	struct nvme_lm_track_limits lim;
 	u8 rmrtg;
 	int status = 0, try;
 
@@ -457,23 +446,24 @@ static int nvmevf_log_start_locked(struct nvmevf_pci_core_device *nvmevf,
 	for (try = 0; try < NVMEVF_START_TRIES; try++) {
 		n = nvmevf_ranges_fit(r, n, SZ_4K << rmrtg,
 				      caps->trattr & NVME_LM_TRATTR_MRTLL, max);
-		status = nvmevf_track_send(nvmevf, true, rmrtg, r, n, &dw0,
-					   &dw1);
-		if ((status & NVME_SCT_SC_MASK) != NVME_SC_LM_NOT_ENOUGH_RES)
+		memset(&lim, 0, sizeof(lim));
+		status = nvmevf_track_send(nvmevf, true, rmrtg, r, n, &lim);
+		if (status <= 0 ||
+		    (status & NVME_SCT_SC_MASK) != NVME_SC_NOT_ENOUGH_RESOURCES)
 			break;
-		/* 38h: DW0 the finest granularity it can do, DW1 how many */
-		dw0 &= NVME_LM_TRACK_MRTG_MASK;
-		if (dw0 > caps->maxmrtg || (dw0 <= rmrtg && (!dw1 || dw1 >= n)))
+		/* 38h: the finest granularity it can do, and how many */
+		if (lim.mrtg > caps->maxmrtg ||
+		    (lim.mrtg <= rmrtg && (!lim.nmrtd || lim.nmrtd >= n)))
 			return -ENOSPC;
-		if (dw0 > rmrtg)
-			rmrtg = dw0;
-		if (dw1 && dw1 < n)
-			max = dw1;
+		if (lim.mrtg > rmrtg)
+			rmrtg = lim.mrtg;
+		if (lim.nmrtd && lim.nmrtd < n)
+			max = lim.nmrtd;
 	}
 	if (status) {
 		pci_dbg(nvmevf->core_device.pdev,
 			"Track Send (start) failed: %#x\n", status);
-		if ((status & NVME_SCT_SC_MASK) == NVME_SC_LM_NOT_ENOUGH_RES)
+		if ((status & NVME_SCT_SC_MASK) == NVME_SC_NOT_ENOUGH_RESOURCES)
 			return -ENOSPC;
 		return status < 0 ? status : nvmevf_status_to_errno(status);
 	}
@@ -535,17 +525,15 @@ static int nvmevf_track_recv_once(struct nvmevf_pci_core_device *nvmevf,
 	struct nvmevf_dirty *d = &nvmevf->dirty;
 	struct nvme_lm_tracked_mem *t = d->rxbuf;
 	u64 gran = nvmevf_gran(d);
-	struct nvme_command c;
 	u32 ntmcd, i;
 	u64 start;
 	int status;
 
-	nvmevf_cmd_track_recv(&c, nvmevf->scid, d->rxlen / 4);
 	start = ktime_get_ns();
-	status = nvmevf_submit(nvmevf->core_device.pdev, &c, t, d->rxlen,
-			       NULL, NULL);
+	status = nvme_pci_vf_track_mem_recv(nvmevf->core_device.pdev, t,
+					    d->rxlen);
 	d->recv_ns += ktime_get_ns() - start;
-	nvmevf_account(&nvmevf->stats.cmd, &c, status);
+	nvmevf_account(&nvmevf->stats.cmd, NVMEVF_CK_TRACK_RECV, status);
 	d->receives++;
 	if (status)
 		return -EIO;
@@ -687,31 +675,28 @@ static const struct vfio_log_ops nvmevf_log_ops = {
  * nvmevf_dirty_probe() - offer DMA logging if the PF tracks host memory
  * @nvmevf: the device, before registration, with its probe results
  * @id: the PF's Identify Controller data
+ * @max_transfer: the PF's largest transfer of one command
  *
  * DMA logging is advertised only when TRATTR.THMCS is set and the limits
  * are usable (CMMRTD >= 1, MINMRTG <= MAXMRTG).
  */
-void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf, const u8 *id)
+void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf,
+			const struct nvme_id_ctrl *id, u32 max_transfer)
 {
-	const struct nvme_lm_id_ctrl_fields *f =
-		(const void *)(id + NVME_LM_ID_CTRL_LM_OFFSET);
 	struct nvmevf_dirty *d = &nvmevf->dirty;
-	struct nvme_lm_pf_info pfi;
 
-	d->caps.cmmrtd = le16_to_cpu(f->cmmrtd);
-	d->caps.nmmrtd = le16_to_cpu(f->nmmrtd);
-	d->caps.minmrtg = f->minmrtg;
-	d->caps.maxmrtg = f->maxmrtg;
-	d->caps.trattr = f->trattr;
-	if (!(f->trattr & NVME_LM_TRATTR_THMCS) || !d->caps.cmmrtd ||
+	d->caps.cmmrtd = le16_to_cpu(id->cmmrtd);
+	d->caps.nmmrtd = le16_to_cpu(id->nmmrtd);
+	d->caps.minmrtg = id->minmrtg;
+	d->caps.maxmrtg = id->maxmrtg;
+	d->caps.trattr = id->trattr;
+	if (!(id->trattr & NVME_LM_TRATTR_THMCS) || !d->caps.cmmrtd ||
 	    d->caps.minmrtg > d->caps.maxmrtg || d->caps.maxmrtg > 51) {
 		pci_info(nvmevf->core_device.pdev,
 			 "no DMA logging: the PF does not track host memory changes\n");
 		return;
 	}
-	if (nvme_pci_vf_pf_info(nvmevf->core_device.pdev, &pfi))
-		return;
-	d->rxlen = rounddown_pow_of_two(min_t(u32, pfi.max_transfer,
+	d->rxlen = rounddown_pow_of_two(min_t(u32, max_transfer,
 					      NVMEVF_RECV_MAX));
 	if (d->rxlen < sizeof(struct nvme_lm_tracked_mem) +
 		       sizeof(struct nvme_lm_tmcd))

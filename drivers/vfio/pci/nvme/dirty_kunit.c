@@ -10,7 +10,7 @@
 
 static void fit_align_merge_test(struct kunit *test)
 {
-	struct nvmevf_range r[4] = {
+	struct nvme_lm_range r[4] = {
 		{ .start = 0x5000, .len = 0x1000 },	/* out of order */
 		{ .start = 0x1800, .len = 0x100 },	/* unaligned */
 		{ .start = 0x100000, .len = 0x10000 },
@@ -38,7 +38,7 @@ static void fit_align_merge_test(struct kunit *test)
 
 static void fit_granule_pow2_test(struct kunit *test)
 {
-	struct nvmevf_range r[2] = {
+	struct nvme_lm_range r[2] = {
 		{ .start = 0x10000, .len = 0x3000 },
 		{ .start = 0x400000, .len = 0x140000 },
 	};

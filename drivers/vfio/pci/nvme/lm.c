@@ -497,13 +497,12 @@ static void nvmevf_migf_put(struct nvmevf_migf **slot)
 
 /* ---- Device side: PF commands ---- */
 
-static int nvmevf_lm_cmd(struct nvmevf_pci_core_device *nvmevf,
-			 struct nvme_command *c, void *buf, unsigned int len,
-			 u32 *dw0)
+/* Account for one PF operation of the FSM; returns its errno */
+static int nvmevf_lm_done(struct nvmevf_pci_core_device *nvmevf,
+			  enum nvmevf_cmd_kind kind, int status)
 {
 	lockdep_assert_held(&nvmevf->state_mutex);
-	return nvmevf_exec(nvmevf->core_device.pdev, &nvmevf->stats.cmd, c,
-			   buf, len, dw0);
+	return nvmevf_pf_done(&nvmevf->stats.cmd, kind, status);
 }
 
 /* the last command reached the controller: its state may have changed */
@@ -525,11 +524,11 @@ static void nvmevf_phase_done(struct nvmevf_pci_core_device *nvmevf,
 static int nvmevf_suspend(struct nvmevf_pci_core_device *nvmevf)
 {
 	u64 start = ktime_get_ns();
-	struct nvme_command c;
 	int ret;
 
-	nvmevf_cmd_suspend(&c, nvmevf->scid, NVME_LM_STYPE_SUSPEND, false);
-	ret = nvmevf_lm_cmd(nvmevf, &c, NULL, 0, NULL);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_SUSPEND,
+			     nvme_pci_vf_suspend(nvmevf->core_device.pdev,
+						 NVME_LM_STYPE_SUSPEND));
 	if (ret && nvmevf_last_sent(nvmevf))
 		nvmevf->lost = true;
 	nvmevf_phase_done(nvmevf, NVMEVF_PH_SUSPEND, start);
@@ -539,11 +538,10 @@ static int nvmevf_suspend(struct nvmevf_pci_core_device *nvmevf)
 static int nvmevf_resume(struct nvmevf_pci_core_device *nvmevf)
 {
 	u64 start = ktime_get_ns();
-	struct nvme_command c;
 	int ret;
 
-	nvmevf_cmd_resume(&c, nvmevf->scid);
-	ret = nvmevf_lm_cmd(nvmevf, &c, NULL, 0, NULL);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_RESUME,
+			     nvme_pci_vf_resume(nvmevf->core_device.pdev));
 	if (ret && nvmevf_last_sent(nvmevf))
 		nvmevf->lost = true;
 	if (!ret)
@@ -555,23 +553,26 @@ static int nvmevf_resume(struct nvmevf_pci_core_device *nvmevf)
 /* Best effort, outside the statistics: "not suspended" is the usual answer. */
 static void nvmevf_resume_quiet(struct nvmevf_pci_core_device *nvmevf)
 {
-	struct nvme_command c;
-
 	lockdep_assert_held(&nvmevf->state_mutex);
-	nvmevf_cmd_resume(&c, nvmevf->scid);
-	nvmevf_submit(nvmevf->core_device.pdev, &c, NULL, 0, NULL, NULL);
+	nvme_pci_vf_resume(nvmevf->core_device.pdev);
 	nvmevf_dirty_resumed_locked(nvmevf);
 }
 
-/* The identity of one attached namespace: Identify CNS 11h and 03h. */
+/*
+ * The identity of one namespace, if it is attached to the VF (CNS 12h,
+ * 11h and 03h, through nvme-pci).  Returns 1 if attached, 0 if not.
+ */
 static int nvmevf_collect_one_ns(struct nvmevf_pci_core_device *nvmevf,
-				 u32 nsid, u8 *id, struct nvmevf_compat_ns *ns)
+				 u32 nsid, u8 *id, u8 *descs,
+				 struct nvmevf_compat_ns *ns)
 {
-	struct nvme_command c;
-	int ret;
+	int status, ret;
 
-	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT, nsid, 0);
-	ret = nvmevf_lm_cmd(nvmevf, &c, id, NVME_IDENTIFY_DATA_SIZE, NULL);
+	status = nvme_pci_vf_ns_info(nvmevf->core_device.pdev, nsid,
+				     (struct nvme_id_ns *)id, descs);
+	if (status == -ENOENT)
+		return nvmevf_account(&nvmevf->stats.cmd, NVMEVF_CK_IDENTIFY, 0);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY, status);
 	if (!ret)
 		ret = nvmevf_id_ns_parse(id, NVME_IDENTIFY_DATA_SIZE, nsid, ns);
 	if (ret)
@@ -581,14 +582,10 @@ static int nvmevf_collect_one_ns(struct nvmevf_pci_core_device *nvmevf,
 	 * (CNS 03h is about active NSIDs): otherwise it stays all zero, on
 	 * both sides alike.
 	 */
-	nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_DESC_LIST, nsid, 0);
-	memset(id, 0, NVME_IDENTIFY_DATA_SIZE);
-	ret = nvmevf_lm_cmd(nvmevf, &c, id, NVME_IDENTIFY_DATA_SIZE, NULL);
-	if (ret == -EINVAL || ret == -EOPNOTSUPP)
-		return 0;
-	if (!ret)
-		ret = nvmevf_ns_desc_uuid(id, NVME_IDENTIFY_DATA_SIZE, ns->uuid);
-	return ret == -ENOENT ? 0 : ret;
+	ret = nvmevf_ns_desc_uuid(descs, NVME_IDENTIFY_DATA_SIZE, ns->uuid);
+	if (ret && ret != -ENOENT)
+		return ret;
+	return 1;
 }
 
 /*
@@ -602,21 +599,22 @@ static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 {
 	u8 *list __free(kfree) = kmalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
 	u8 *id __free(kfree) = kmalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
+	u8 *descs __free(kfree) = kmalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
 	const u32 per_page = NVME_IDENTIFY_DATA_SIZE / sizeof(u32);
+	struct pci_dev *pdev = nvmevf->core_device.pdev;
 	u32 pages = nvmevf->nn / per_page + 1;
-	struct nvme_command c;
 	u32 start = 0, nsid = 0;
 	int n, i, ret;
 
-	if (!list || !id)
+	if (!list || !id || !descs)
 		return -ENOMEM;
 	info->nns = 0;
 	do {
 		if (!pages--)
 			return -EIO;
-		nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_NS_PRESENT_LIST, start, 0);
-		ret = nvmevf_lm_cmd(nvmevf, &c, list, NVME_IDENTIFY_DATA_SIZE,
-				    NULL);
+		ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY,
+				     nvme_pci_vf_ns_list(pdev, start,
+							 (__le32 *)list));
 		if (ret)
 			return ret;
 		n = nvmevf_nsid_list_parse(list, NVME_IDENTIFY_DATA_SIZE, start);
@@ -626,22 +624,16 @@ static int nvmevf_collect_ns(struct nvmevf_pci_core_device *nvmevf,
 			nsid = get_unaligned_le32(list + i * sizeof(u32));
 			if (nsid > nvmevf->nn)
 				return -EIO;
-			nvmevf_cmd_identify_ns(&c, NVME_ID_CNS_CTRL_NS_LIST, nsid,
-					       nvmevf->scid);
-			ret = nvmevf_lm_cmd(nvmevf, &c, id,
-					    NVME_IDENTIFY_DATA_SIZE, NULL);
-			if (ret)
+			struct nvmevf_compat_ns ns;
+
+			ret = nvmevf_collect_one_ns(nvmevf, nsid, id, descs, &ns);
+			if (ret < 0)
 				return ret;
-			if (!nvmevf_ctrl_list_has(id, NVME_IDENTIFY_DATA_SIZE,
-						  nvmevf->scid))
+			if (!ret)
 				continue;
 			if (info->nns == NVMEVF_MAX_NS)
 				return -E2BIG;
-			ret = nvmevf_collect_one_ns(nvmevf, nsid, id,
-						    &info->ns[info->nns]);
-			if (ret)
-				return ret;
-			info->nns++;
+			info->ns[info->nns++] = ns;
 		}
 		start = nsid;
 	} while (n == per_page && start < nvmevf->nn);
@@ -658,20 +650,19 @@ static int nvmevf_collect_info(struct nvmevf_pci_core_device *nvmevf,
 			       struct nvmevf_dev_info *info)
 {
 	struct pci_dev *pdev = nvmevf->core_device.pdev;
-	struct nvme_lm_sec_ctrl_entry sc;
-	struct nvme_lm_pf_info pfi;
-	struct nvme_command c;
+	struct nvme_pci_vf_info vfi;
 	u8 csvi, csuuidi;
 	int ret;
 
-	ret = nvme_pci_vf_pf_info(pdev, &pfi);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY,
+			     nvme_pci_vf_info(pdev, &vfi));
 	if (ret)
 		return ret;
-	ret = nvmevf_lookup_sec_ctrl(pdev, &nvmevf->stats.cmd, &sc);
-	if (ret)
-		return ret;
-	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_CTRL_STATE_FMTS, 0);
-	ret = nvmevf_lm_cmd(nvmevf, &c, info->csf, sizeof(info->csf), NULL);
+	if (vfi.scid != nvmevf->scid)
+		return -ENXIO;
+	BUILD_BUG_ON(sizeof(info->csf) != NVME_IDENTIFY_DATA_SIZE);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY,
+			     nvme_pci_vf_state_formats(pdev, info->csf));
 	if (ret)
 		return ret;
 	nvmevf_parse_csf(info->csf, sizeof(info->csf),
@@ -682,9 +673,9 @@ static int nvmevf_collect_info(struct nvmevf_pci_core_device *nvmevf,
 
 	info->vendor = pdev->vendor;
 	info->device = pdev->device;
-	info->max_transfer = pfi.max_transfer;
-	info->nvq = le16_to_cpu(sc.nvq);
-	info->nvi = le16_to_cpu(sc.nvi);
+	info->max_transfer = vfi.max_transfer;
+	info->nvq = vfi.nvq;
+	info->nvi = vfi.nvi;
 	info->state_version = NVMEVF_NVME_STATE_VERSION;
 	info->check_identity = READ_ONCE(ns_identity);
 	uuid_copy(&info->vs_uuid, &nvmevf->vs_uuid);
@@ -695,6 +686,7 @@ static int nvmevf_collect_info(struct nvmevf_pci_core_device *nvmevf,
 	nvmevf->csuuidi = csuuidi;
 	nvmevf->nvq = info->nvq;
 	nvmevf->nvi = info->nvi;
+	nvmevf->max_transfer = info->max_transfer;
 	return 0;
 }
 
@@ -733,16 +725,17 @@ static int nvmevf_state_hdr(struct nvmevf_pci_core_device *nvmevf,
 			    struct nvme_lm_state_hdr *hdr, bool consistent,
 			    u64 *total)
 {
-	struct nvme_command c;
-	u32 dw0 = 0;
+	bool suspended = false;
 	int ret;
 
-	nvmevf_cmd_get_state(&c, nvmevf->scid, nvmevf->csvi, nvmevf->csuuidi,
-			     0, 0, sizeof(*hdr) / 4);
-	ret = nvmevf_lm_cmd(nvmevf, &c, hdr, sizeof(*hdr), &dw0);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_GET,
+			     nvme_pci_vf_get_state(nvmevf->core_device.pdev,
+						   nvmevf->csvi,
+						   nvmevf->csuuidi, 0, hdr,
+						   sizeof(*hdr), &suspended));
 	if (ret)
 		return ret;
-	if (consistent && !(dw0 & NVME_LM_GET_CSUP))
+	if (consistent && !suspended)
 		return -EIO;
 	return nvmevf_state_size(hdr, total);
 }
@@ -760,9 +753,7 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 	struct nvme_lm_state_hdr *hdr __free(kfree) =
 		kmalloc(sizeof(*hdr), GFP_KERNEL);
 	const size_t rec = sizeof(struct nvmevf_rec_hdr);
-	struct nvme_lm_pf_info pfi;
 	struct nvmevf_why why;
-	struct nvme_command c;
 	u64 start = ktime_get_ns();
 	u64 total, done;
 	u8 *buf, *state;
@@ -771,9 +762,6 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 
 	if (!hdr)
 		return -ENOMEM;
-	ret = nvme_pci_vf_pf_info(nvmevf->core_device.pdev, &pfi);
-	if (ret)
-		return ret;
 	ret = nvmevf_state_hdr(nvmevf, hdr, true, &total);
 	if (ret)
 		return ret;
@@ -784,13 +772,17 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 	state = buf + rec;
 	memcpy(state, hdr, sizeof(*hdr));
 	for (done = sizeof(*hdr);
-	     (n = nvmevf_chunk_len(total, done, pfi.max_transfer)); done += n) {
-		u32 dw0 = 0;
+	     (n = nvmevf_chunk_len(total, done, nvmevf->max_transfer));
+	     done += n) {
+		bool suspended = false;
 
-		nvmevf_cmd_get_state(&c, nvmevf->scid, nvmevf->csvi,
-				     nvmevf->csuuidi, 0, done, n / 4);
-		ret = nvmevf_lm_cmd(nvmevf, &c, state + done, n, &dw0);
-		if (!ret && !(dw0 & NVME_LM_GET_CSUP))
+		ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_GET,
+				     nvme_pci_vf_get_state(nvmevf->core_device.pdev,
+							   nvmevf->csvi,
+							   nvmevf->csuuidi,
+							   done, state + done,
+							   n, &suspended));
+		if (!ret && !suspended)
 			ret = -EIO;
 		if (ret)
 			break;
@@ -824,16 +816,11 @@ static int nvmevf_save_state(struct nvmevf_pci_core_device *nvmevf,
 static int nvmevf_set_state(struct nvmevf_pci_core_device *nvmevf, u8 *state,
 			    u64 len, u8 csvi, u8 csuuidi)
 {
-	struct nvme_lm_pf_info pfi;
-	struct nvme_command c;
 	u64 done;
 	int ret;
 	u32 n;
 
-	ret = nvme_pci_vf_pf_info(nvmevf->core_device.pdev, &pfi);
-	if (ret)
-		return ret;
-	for (done = 0; (n = nvmevf_chunk_len(len, done, pfi.max_transfer));
+	for (done = 0; (n = nvmevf_chunk_len(len, done, nvmevf->max_transfer));
 	     done += n) {
 		bool first = !done, last = done + n == len;
 		enum nvme_lm_seqind seq;
@@ -842,9 +829,11 @@ static int nvmevf_set_state(struct nvmevf_pci_core_device *nvmevf, u8 *state,
 			seq = last ? NVME_LM_SEQIND_ONLY : NVME_LM_SEQIND_FIRST;
 		else
 			seq = last ? NVME_LM_SEQIND_LAST : NVME_LM_SEQIND_MIDDLE;
-		nvmevf_cmd_set_state(&c, nvmevf->scid, csvi, csuuidi, seq, done,
-				     n / 4);
-		ret = nvmevf_lm_cmd(nvmevf, &c, state + done, n, NULL);
+		ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_SET,
+				     nvme_pci_vf_set_state(nvmevf->core_device.pdev,
+							   csvi, csuuidi, seq,
+							   done, state + done,
+							   n));
 		if (ret) {
 			/*
 			 * Refused (an NVMe status) first chunk: nothing taken.
@@ -1375,16 +1364,16 @@ static void nvmevf_reset_work(struct work_struct *work)
 /**
  * nvmevf_lm_pf_event() - a PF event, from the PF notifier
  * @nvmevf: the device
- * @event: enum nvme_lm_pf_event
+ * @event: enum nvme_pci_pf_event
  *
- * Context: the PF's reset worker or remove path: must not issue or wait
+ * Context: atomic, from the PF's reset worker: must not block, issue or wait
  * for PF commands, so it only flags the event (open files fail at once)
  * and queues the work that applies it.
  */
 void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
 			unsigned long event)
 {
-	if (!nvmevf->migratable || event == NVME_LM_PF_LIVE)
+	if (!nvmevf->migratable || event == NVME_PCI_PF_LIVE)
 		return;
 	set_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags);
 	schedule_work(&nvmevf->pf_work);
@@ -1418,7 +1407,8 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 	u8 *buf __free(kfree) = kzalloc(NVME_IDENTIFY_DATA_SIZE, GFP_KERNEL);
 	struct nvmevf_dev_info *info __free(kvfree) =
 		kvzalloc(sizeof(*info), GFP_KERNEL);
-	struct nvme_command c;
+	struct pci_dev *pdev = nvmevf->core_device.pdev;
+	struct nvme_id_ctrl *id = (void *)buf;
 	u16 oacs;
 	int ret;
 
@@ -1431,23 +1421,23 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 		return -ENOMEM;
 
 	*why = "Identify Controller of the PF failed";
-	nvmevf_cmd_identify(&c, NVME_ID_CNS_CTRL, 0);
-	ret = nvmevf_lm_cmd(nvmevf, &c, buf, NVME_IDENTIFY_DATA_SIZE, NULL);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY,
+			     nvme_pci_vf_id_ctrl(pdev, id));
 	if (ret)
 		return ret;
-	oacs = get_unaligned_le16(buf + NVME_LM_ID_CTRL_OACS_OFFSET);
+	oacs = le16_to_cpu(id->oacs);
 	*why = "the PF is not a migration management controller (OACS.HMLMS)";
-	if (!(oacs & NVME_LM_OACS_HMLMS))
+	if (!(oacs & NVME_CTRL_OACS_HMLMS))
 		return -EOPNOTSUPP;
 	*why = "the PF has no Namespace Management (OACS bit 3: no CNS 10h-12h)";
 	if (!(oacs & NVME_CTRL_OACS_NS_MNGT_SUPP))
 		return -EOPNOTSUPP;
-	nvmevf->nn = le32_to_cpu(((struct nvme_id_ctrl *)buf)->nn);
-	nvmevf_dirty_probe(nvmevf, buf);
+	nvmevf->nn = le32_to_cpu(id->nn);
+	nvmevf_dirty_probe(nvmevf, id, nvmevf->max_transfer);
 
 	*why = "Identify Supported Controller State Formats failed";
-	nvmevf_cmd_identify(&c, NVME_LM_ID_CNS_CTRL_STATE_FMTS, 0);
-	ret = nvmevf_lm_cmd(nvmevf, &c, buf, NVME_IDENTIFY_DATA_SIZE, NULL);
+	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY,
+			     nvme_pci_vf_state_formats(pdev, buf));
 	if (ret)
 		return ret;
 	*why = "the PF offers no vendor specific controller state format";
@@ -1464,9 +1454,7 @@ static int nvmevf_lm_probe_pf(struct nvmevf_pci_core_device *nvmevf,
 
 	/* everything a save or resume start collects, once */
 	ret = nvmevf_collect_info(nvmevf, info);
-	if (ret == -EPERM)
-		*why = "the PF entry point refuses namespace identification (CNS 10h-12h, 03h)";
-	else if (ret == -E2BIG)
+	if (ret == -E2BIG)
 		*why = "more namespaces attached than a migration stream carries (64)";
 	else if (ret)
 		*why = "the VF's namespaces could not be identified through the PF";

@@ -73,8 +73,9 @@ static const struct vfio_device_ops nvmevf_pci_ops = {
 };
 
 /*
- * PF controller reset or removal.  Called from the PF's reset worker or
- * remove path: must not issue PF commands nor wait for them.
+ * PF controller reset.  Called in atomic context from the PF's reset worker
+ * (an atomic notifier chain): must not block, issue PF commands nor wait
+ * for them.
  */
 static int nvmevf_pf_event(struct notifier_block *nb, unsigned long event,
 			   void *data)
@@ -113,11 +114,9 @@ static void nvmevf_debugfs_init(struct nvmevf_pci_core_device *nvmevf)
 	dir = debugfs_create_dir("nvme", root);
 	debugfs_create_file("scid", 0400, dir, nvmevf, &nvmevf_scid_fops);
 	debugfs_create_atomic_t("pf_resetting", 0400, dir,
-				&nvmevf->pf_events[NVME_LM_PF_RESETTING]);
+				&nvmevf->pf_events[NVME_PCI_PF_RESETTING]);
 	debugfs_create_atomic_t("pf_live", 0400, dir,
-				&nvmevf->pf_events[NVME_LM_PF_LIVE]);
-	debugfs_create_atomic_t("pf_removing", 0400, dir,
-				&nvmevf->pf_events[NVME_LM_PF_REMOVING]);
+				&nvmevf->pf_events[NVME_PCI_PF_LIVE]);
 }
 #else
 static void nvmevf_debugfs_init(struct nvmevf_pci_core_device *nvmevf)
@@ -141,18 +140,25 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 	 * driver for VFs: anything that is not a VF works as with vfio-pci.
 	 */
 	if (pdev->is_virtfn) {
+		struct nvme_pci_vf_info vfi;
+
 		nvmevf->pf = pci_physfn(pdev);
-		ret = nvmevf_lookup_scid(pdev, &nvmevf->scid);
+		ret = nvme_pci_vf_info(pdev, &vfi);
 		nvmevf->has_scid = !ret;
-		if (ret)
+		if (ret) {
 			pci_info(pdev, "PF %s lists no controller for this VF (%d)\n",
 				 pci_name(nvmevf->pf), ret);
+		} else {
+			nvmevf->scid = vfi.scid;
+			nvmevf->max_transfer = vfi.max_transfer;
+		}
 
 		/* before registration: mig_ops are fixed from then on */
 		nvmevf_lm_probe(nvmevf);
 
 		nvmevf->pf_nb.notifier_call = nvmevf_pf_event;
-		nvme_pci_register_pf_notifier(&nvmevf->pf_nb);
+		nvmevf->has_pf_nb =
+			!nvme_pci_vf_register_notifier(pdev, &nvmevf->pf_nb);
 	} else {
 		pci_info(pdev, "not an SR-IOV VF: no live migration\n");
 	}
@@ -160,8 +166,8 @@ static int nvmevf_pci_probe(struct pci_dev *pdev,
 	dev_set_drvdata(&pdev->dev, &nvmevf->core_device);
 	ret = vfio_pci_core_register_device(&nvmevf->core_device);
 	if (ret) {
-		if (nvmevf->pf)
-			nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
+		if (nvmevf->has_pf_nb)
+			nvme_pci_vf_unregister_notifier(pdev, &nvmevf->pf_nb);
 		nvmevf_lm_remove(nvmevf);
 		vfio_put_device(&nvmevf->core_device.vdev);
 		return ret;
@@ -177,8 +183,8 @@ static void nvmevf_pci_remove(struct pci_dev *pdev)
 	struct nvmevf_pci_core_device *nvmevf = nvmevf_of(&core_device->vdev);
 
 	vfio_pci_core_unregister_device(core_device);
-	if (nvmevf->pf)
-		nvme_pci_unregister_pf_notifier(&nvmevf->pf_nb);
+	if (nvmevf->has_pf_nb)
+		nvme_pci_vf_unregister_notifier(pdev, &nvmevf->pf_nb);
 	nvmevf_lm_remove(nvmevf);
 	vfio_put_device(&core_device->vdev);
 }

@@ -9,7 +9,7 @@
 #include <linux/atomic.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
-#include <linux/nvme-lm.h>
+#include <linux/nvme-pci.h>
 #include <linux/sizes.h>
 #include <linux/types.h>
 #include <linux/uuid.h>
@@ -17,7 +17,6 @@
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
-struct nvme_command;
 struct nvmevf_migf;
 
 /**
@@ -48,7 +47,7 @@ enum nvmevf_cmd_kind {
  * struct nvmevf_cmd_stats - accounting of the commands sent to the PF
  * @commands: commands issued
  * @errors: commands that failed (NVMe status or errno)
- * @last_status: return of the last nvme_pci_vf_admin_cmd(): 0, a positive
+ * @last_status: return of the last nvme_pci_vf_*() operation: 0, a positive
  *	NVMe status or a negative errno
  * @by_kind: @commands by enum nvmevf_cmd_kind
  */
@@ -107,16 +106,6 @@ struct nvmevf_lm_stats {
 };
 
 /**
- * struct nvmevf_range - a range of IOVAs
- * @start: first byte
- * @len: length in bytes
- */
-struct nvmevf_range {
-	u64 start;
-	u64 len;
-};
-
-/**
  * struct nvmevf_track_caps - the PF's tracking limits (Identify Controller)
  * @cmmrtd: descriptors one controller can have tracked
  * @nmmrtd: descriptors the subsystem can have tracked
@@ -167,7 +156,7 @@ struct nvmevf_dirty {
 	bool stop_pending;
 	bool lost;
 	u8 rmrtg;
-	struct nvmevf_range *ranges;
+	struct nvme_lm_range *ranges;
 	u32 nranges;
 	void *rxbuf;
 	struct xarray pending;
@@ -193,8 +182,10 @@ struct nvmevf_dirty {
  * @pf: the VF's PF (the Migration Management Controller)
  * @scid: the VF's controller ID as the PF lists it (valid if @has_scid)
  * @has_scid: @scid was resolved at probe
- * @pf_nb: notifier for PF resets and removal
- * @pf_events: count of each enum nvme_lm_pf_event seen for @pf
+ * @pf_nb: notifier for PF resets
+ * @has_pf_nb: @pf_nb is registered with the PF
+ * @pf_events: count of each enum nvme_pci_pf_event seen for @pf
+ * @max_transfer: the PF's largest transfer of one command (bytes)
  * @migratable: decided at probe; migration_flags and mig_ops are set
  * @csvi: index of NVMe controller state version 0 in the PF's CNS 20h
  * @csuuidi: index of @vs_uuid in the PF's CNS 20h
@@ -225,7 +216,9 @@ struct nvmevf_pci_core_device {
 	u16 scid;
 	bool has_scid;
 	struct notifier_block pf_nb;
-	atomic_t pf_events[NVME_LM_PF_REMOVING + 1];
+	bool has_pf_nb;
+	atomic_t pf_events[NVME_PCI_PF_LIVE + 1];
+	u32 max_transfer;
 
 	bool migratable;
 	u8 csvi;
@@ -475,48 +468,23 @@ struct nvmevf_reader {
 	struct nvmevf_why why;
 };
 
-/* cmds.c: command builders */
-void nvmevf_cmd_suspend(struct nvme_command *c, u16 cntlid,
-			enum nvme_lm_stype stype, bool dudmq);
-void nvmevf_cmd_resume(struct nvme_command *c, u16 cntlid);
-void nvmevf_cmd_set_state(struct nvme_command *c, u16 cntlid, u8 csvi,
-			  u8 csuuidi, enum nvme_lm_seqind seqind, u64 offset,
-			  u32 numd);
-void nvmevf_cmd_get_state(struct nvme_command *c, u16 cntlid, u8 csvi,
-			  u8 csuuidi, u8 csuidxp, u64 offset, u32 ndw);
-void nvmevf_cmd_identify(struct nvme_command *c, u8 cns, u16 cntid);
-void nvmevf_cmd_track_mem(struct nvme_command *c, u16 cntlid, bool start);
-ssize_t nvmevf_track_mem_build(void *buf, size_t len, u8 rmrtg,
-			       const struct nvmevf_range *ranges, u32 n);
-void nvmevf_cmd_track_recv(struct nvme_command *c, u16 cntlid, u32 ndw);
-void nvmevf_cmd_identify_ns(struct nvme_command *c, u8 cns, u32 nsid,
-			    u16 cntid);
-
 /* cmds.c: parsers and helpers */
 u32 nvmevf_chunk_len(u64 total, u64 done, u32 max_transfer);
-const struct nvme_lm_sec_ctrl_entry *
-nvmevf_sec_ctrl_find(const void *buf, size_t len, u16 vfn, u16 *last);
 int nvmevf_parse_csf(const void *buf, size_t len, u16 version,
 		     const uuid_t *uuid, u8 *csvi, u8 *csuuidi);
 int nvmevf_csf_uuid(const void *buf, size_t len, unsigned int index,
 		    uuid_t *uuid);
 int nvmevf_nsid_list_parse(const void *buf, size_t len, u32 start);
-bool nvmevf_ctrl_list_has(const void *buf, size_t len, u16 cntlid);
 int nvmevf_id_ns_parse(const void *buf, size_t len, u32 nsid,
 		       struct nvmevf_compat_ns *ns);
 int nvmevf_status_to_errno(int status);
 bool nvmevf_status_sent(int status);
 int nvmevf_ns_desc_uuid(const void *buf, size_t len, u8 *uuid);
-int nvmevf_submit(struct pci_dev *vf, struct nvme_command *c, void *buf,
-		  unsigned int len, u32 *dw0, u32 *dw1);
-void nvmevf_account(struct nvmevf_cmd_stats *st,
-		    const struct nvme_command *c, int status);
+int nvmevf_account(struct nvmevf_cmd_stats *st, enum nvmevf_cmd_kind kind,
+		   int status);
+int nvmevf_pf_done(struct nvmevf_cmd_stats *st, enum nvmevf_cmd_kind kind,
+		   int status);
 extern const char * const nvmevf_cmd_kind_names[NVMEVF_CK_NUM];
-int nvmevf_exec(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
-		struct nvme_command *c, void *buf, unsigned int len, u32 *dw0);
-int nvmevf_lookup_sec_ctrl(struct pci_dev *vf, struct nvmevf_cmd_stats *st,
-			   struct nvme_lm_sec_ctrl_entry *entry);
-int nvmevf_lookup_scid(struct pci_dev *vf, u16 *scid);
 
 /* stream.c: stream encoding and validation (pure, KUnit tested) */
 void nvmevf_stream_hdr_fill(struct nvmevf_stream_hdr *h);
@@ -555,14 +523,15 @@ void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
 /* dirty.c: DMA logging, built when the kernel has CONFIG_IOMMUFD_DRIVER */
 #ifdef NVMEVF_DMA_LOGGING
 void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf);
-void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf, const u8 *id);
+void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf,
+			const struct nvme_id_ctrl *id, u32 max_transfer);
 void nvmevf_dirty_flush_stop_locked(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_dirty_resumed_locked(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_dirty_reset_locked(struct nvmevf_pci_core_device *nvmevf,
 			       bool send);
 void nvmevf_dirty_pf_lost_locked(struct nvmevf_pci_core_device *nvmevf);
 #if IS_ENABLED(CONFIG_KUNIT)
-u32 nvmevf_ranges_fit(struct nvmevf_range *r, u32 n, u64 gran, bool pow2,
+u32 nvmevf_ranges_fit(struct nvme_lm_range *r, u32 n, u64 gran, bool pow2,
 		      u32 max);
 #endif
 #else
@@ -571,7 +540,8 @@ static inline void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf)
 }
 
 static inline void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf,
-				      const u8 *id)
+				      const struct nvme_id_ctrl *id,
+				      u32 max_transfer)
 {
 }
 

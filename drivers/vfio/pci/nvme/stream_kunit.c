@@ -6,7 +6,7 @@
 #include <kunit/test.h>
 #include <linux/module.h>
 #include <linux/bitfield.h>
-#include <linux/nvme-lm.h>
+#include <linux/nvme-pci.h>
 #include <linux/unaligned.h>
 
 #include "nvme-vfio-pci.h"

@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -100,6 +102,9 @@ FIXTURE_TEARDOWN(mig)
 	int i;
 
 	vnl_lm_fault("nvme0", "none", 0, 6);
+	vnl_qom_set("nvme0", "lm-suspend-delay", "0");
+	vnl_qom_set("nvme0", "lm-abort-suspend", "1");
+	vnl_write_file("/sys/module/nvme/parameters/lm_suspend_timeout_ms", "5000");
 	write_param("ns_identity", "Y");
 	for (i = 0; i < 2; i++) {
 		if (self->fd[i] >= 0)
@@ -689,6 +694,132 @@ TEST_F(mig, pf_reset_during_stop_copy)
 	free(buf);
 }
 
+#define NVME_PARAMS	"/sys/module/nvme/parameters/"
+#define HOLD_MS		20000
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads on the other VF, in a thread, for as long as a Suspend is held. */
+struct io_loop {
+	struct vnl_ctrl *c;
+	uint64_t iova;
+	volatile int stop;
+	long ok, bad;
+	pthread_t thread;
+};
+
+static void *io_loop_fn(void *arg)
+{
+	struct io_loop *io = arg;
+
+	while (!io->stop) {
+		if (vnl_rw(io->c, NVME_CMD_READ, 1, 0, 1, io->iova))
+			io->bad++;
+		else
+			io->ok++;
+	}
+	return NULL;
+}
+
+static unsigned long pf_resets(struct __test_metadata *_metadata)
+{
+	unsigned long n = 0;
+
+	EXPECT_EQ(0, vnl_qom_get_uint("nvme0", "lm-ctrl-resets", &n))
+		TH_LOG("%s", vnl_err);
+	return n;
+}
+
+static bool pf_live(void)
+{
+	char buf[32] = "";
+	FILE *f = fopen("/sys/class/nvme/nvme0/state", "r");
+
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return !strncmp(buf, "live", 4);
+}
+
+/*
+ * Bounded time: the device holds VF1's Suspend (lm-suspend-delay, 20 s)
+ * and nvme-pci's lm_suspend_timeout_ms is 1 s.  With @abort the model
+ * honours the Abort nvme-pci sends when the timeout expires; without, the
+ * Suspend is left to the controller and the caller gives up at twice the
+ * timeout.  Either way the arc fails with -ETIMEDOUT long before the hold
+ * ends and the device is in ERROR (its state is unknown), VF2 does I/O all
+ * along, and the PF is not reset.  A reset of VF1 recovers it (and ends a
+ * Suspend still held).
+ */
+static void suspend_timeout(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(mig) *self, bool abort)
+{
+	struct vnl_dev *d = &self->dev[0];
+	struct io_loop io = { .c = &self->ctrl[1] };
+	unsigned long resets;
+	long t0, took;
+	int ret;
+
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], &self->dev[1], 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[1], 1, 8, false, 0)) TH_LOG("%s", vnl_err);
+	ASSERT_NE(NULL, vnl_dma_alloc(&self->dev[1], VNL_PAGE, &io.iova));
+	resets = pf_resets(_metadata);
+
+	ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_suspend_timeout_ms", "1000"));
+	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-abort-suspend", abort ? "1" : "0"))
+		TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-suspend-delay", "20000")) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, pthread_create(&io.thread, NULL, io_loop_fn, &io));
+
+	t0 = now_ms();
+	ret = SET(0, S_RUNNING_P2P);
+	took = now_ms() - t0;
+	usleep(300000);
+	io.stop = 1;
+	pthread_join(io.thread, NULL);
+	vnl_qom_set("nvme0", "lm-suspend-delay", "0");
+
+	TH_LOG("Suspend with lm_suspend_timeout_ms 1000, %s: %s after %ld ms; VF2 %ld reads ok, %ld failed",
+	       abort ? "aborted" : "not aborted", strerror(-ret), took, io.ok, io.bad);
+	EXPECT_EQ(-ETIMEDOUT, ret);
+	EXPECT_EQ(S_ERROR, vnl_mig_get_state(d));
+	EXPECT_GE(took, 1000);
+	EXPECT_LT(took, HOLD_MS / 2) TH_LOG("the arc waited for the held Suspend");
+	EXPECT_LT(0, io.ok) TH_LOG("VF2 did no I/O while VF1's Suspend was held");
+	EXPECT_EQ(0, io.bad);
+	EXPECT_EQ(resets, pf_resets(_metadata)) TH_LOG("the PF was reset");
+	EXPECT_TRUE(pf_live());
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev[1]));
+
+	/* a reset of VF1 leaves ERROR and ends a Suspend still held */
+	ASSERT_EQ(0, vnl_dev_reset(d)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_suspend_timeout_ms", "5000"));
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+	EXPECT_EQ(0, set_state(_metadata, d, S_RUNNING, NULL));
+	EXPECT_EQ(0, vnl_rw(&self->ctrl[1], NVME_CMD_READ, 1, 0, 1, io.iova));
+	EXPECT_EQ(resets, pf_resets(_metadata));
+}
+
+TEST_F(mig, suspend_timeout_aborted_without_pf_reset)
+{
+	suspend_timeout(_metadata, self, true);
+}
+
+TEST_F(mig, suspend_timeout_not_aborted_left_to_controller)
+{
+	suspend_timeout(_metadata, self, false);
+}
+
 /* The VF of the NVMe PF bound to vfio-pci (the rig's second PF). */
 static int find_other_vf(char *vf, size_t len)
 {
@@ -1061,6 +1192,102 @@ TEST(pf_bound_to_driver_creates_vf)
 	EXPECT_EQ(0, vnl_sysfs_write(pf, "driver/unbind", pf));
 	EXPECT_EQ(0, vnl_sysfs_write(pf, "driver_override", "vfio-pci"));
 	EXPECT_EQ(0, vnl_probe_driver(pf));
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, access(path, F_OK));
+}
+
+struct held_arc {
+	struct vnl_dev *d;
+	uint32_t state;
+	volatile int done;
+	int ret;
+};
+
+static void *held_arc_fn(void *arg)
+{
+	struct held_arc *h = arg;
+
+	h->ret = vnl_mig_set_state(h->d, h->state, NULL);
+	h->done = 1;
+	return NULL;
+}
+
+/* wait until the PF bound to nvme has a live controller */
+static int wait_nvme_live(const char *pf)
+{
+	char name[32], path[PATH_MAX], buf[32];
+	int tries;
+
+	for (tries = 0; tries < 300; tries++) {
+		FILE *f;
+
+		if (!vnl_pf_ctrl_name(pf, name, sizeof(name))) {
+			snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
+			f = fopen(path, "r");
+			if (f) {
+				bool live = fgets(buf, sizeof(buf), f) &&
+					    !strncmp(buf, "live", 4);
+
+				fclose(f);
+				if (live)
+					return 0;
+			}
+		}
+		usleep(100000);
+	}
+	return -ETIMEDOUT;
+}
+
+/*
+ * Lifetime per controller: removing one PF never waits for another PF's VF
+ * commands.  The rig's second PF is bound to nvme with a VF; VF1 (of the
+ * first PF) has a Suspend held by the device (4 s); unbinding nvme from the
+ * second PF returns while that Suspend is still in flight, and the Suspend
+ * then completes.  The second PF goes back to vfio-pci with its VF.
+ */
+TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
+{
+	struct held_arc h = { .d = &self->dev[0], .state = S_RUNNING_P2P };
+	char vf[32], pf[32], path[PATH_MAX];
+	pthread_t thread;
+	int vfn, unbound, done_at_unbind;
+
+	ASSERT_EQ(0, find_other_vf(vf, sizeof(vf)))
+		TH_LOG("no VF of an NVMe PF on vfio-pci (the rig's second PF)");
+	ASSERT_EQ(0, vnl_pf_of_vf(vf, pf, sizeof(pf), &vfn)) TH_LOG("%s", vnl_err);
+
+	/* the second PF on nvme, with one VF left without a driver */
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "0")) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "driver/unbind", pf)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "driver_override", "nvme"));
+	ASSERT_EQ(0, vnl_probe_driver(pf));
+	ASSERT_EQ(0, wait_nvme_live(pf)) TH_LOG("%s: nvme did not come up", pf);
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_drivers_autoprobe", "0"));
+	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
+
+	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-suspend-delay", "4000")) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, pthread_create(&thread, NULL, held_arc_fn, &h));
+	usleep(500000);
+	EXPECT_EQ(0, h.done) TH_LOG("the Suspend was not held");
+	unbound = vnl_write_file("/sys/bus/pci/drivers/nvme/unbind", pf);
+	done_at_unbind = h.done;
+	pthread_join(thread, NULL);
+	vnl_qom_set("nvme0", "lm-suspend-delay", "0");
+
+	EXPECT_EQ(0, unbound) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, done_at_unbind)
+		TH_LOG("removing %s waited for the other PF's VF's Suspend", pf);
+	EXPECT_EQ(0, h.ret) TH_LOG("the held Suspend: %s", strerror(-h.ret));
+	EXPECT_EQ(S_RUNNING_P2P, vnl_mig_get_state(h.d));
+	EXPECT_EQ(0, set_state(_metadata, h.d, S_RUNNING, NULL));
+	/* SR-IOV went with nvme */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/virtfn0", pf);
+	EXPECT_NE(0, access(path, F_OK)) TH_LOG("%s: VF left after unbind", pf);
+
+	/* back to vfio-pci with one VF, as the rig set it up */
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "driver_override", "vfio-pci"));
+	EXPECT_EQ(0, vnl_probe_driver(pf));
+	EXPECT_EQ(0, vnl_sysfs_write(pf, "sriov_drivers_autoprobe", "1"));
 	EXPECT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
 	EXPECT_EQ(0, access(path, F_OK));
 }

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,4 +163,61 @@ int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
 	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-count %u",
 		 pf_id, count);
 	return vnl_hmp(cmd, out, sizeof(out));
+}
+
+/**
+ * vnl_qom_set() - set a property of one of the rig's QEMU devices
+ * @id: QOM id of the device ("nvme0")
+ * @prop: property name
+ * @val: value, as HMP qom-set takes it
+ *
+ * Return: 0 or negative errno; a refused value fails with -EINVAL.
+ */
+int vnl_qom_set(const char *id, const char *prop, const char *val)
+{
+	char cmd[160], out[1024];
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s %s %s", id,
+		 prop, val);
+	ret = vnl_hmp(cmd, out, sizeof(out));
+	if (ret)
+		return ret;
+	if (strstr(out, "rror")) {
+		errno = EINVAL;
+		return vnl_fail("'%s': %s", cmd, out);
+	}
+	return 0;
+}
+
+/**
+ * vnl_qom_get_uint() - read an integer property of a QEMU device
+ * @id: QOM id of the device
+ * @prop: property name
+ * @val: returns the value
+ *
+ * Return: 0 or negative errno (-EPROTO if the monitor printed no number).
+ */
+int vnl_qom_get_uint(const char *id, const char *prop, unsigned long *val)
+{
+	char cmd[160], out[1024], *p, *end;
+	int ret;
+
+	snprintf(cmd, sizeof(cmd), "qom-get /machine/peripheral/%s %s", id, prop);
+	ret = vnl_hmp(cmd, out, sizeof(out));
+	if (ret)
+		return ret;
+	/* the echo of the command, then the value on a line of its own */
+	p = strstr(out, prop);
+	p = p ? strchr(p, '\n') : NULL;
+	if (!p) {
+		errno = EPROTO;
+		return vnl_fail("'%s': no value in '%s'", cmd, out);
+	}
+	*val = strtoul(p + 1, &end, 0);
+	if (end == p + 1) {
+		errno = EPROTO;
+		return vnl_fail("'%s': no value in '%s'", cmd, out);
+	}
+	return 0;
 }

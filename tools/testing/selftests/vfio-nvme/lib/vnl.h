@@ -248,6 +248,8 @@ int vnl_dma_log_report(struct vnl_dev *d, uint64_t iova, uint64_t len,
 /* ---- the rig's QEMU monitor (lib/hmp.c) ---- */
 
 int vnl_hmp(const char *cmd, char *out, size_t len);
+int vnl_qom_set(const char *id, const char *prop, const char *val);
+int vnl_qom_get_uint(const char *id, const char *prop, unsigned long *val);
 int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
 		 unsigned int status);
 
