@@ -38,13 +38,14 @@ src=$OUT/src build=$OUT/build
 # back to pristine (checksums: untouched files keep their timestamps)
 rsync -rlc --delete "$OUT/pristine/" "$src/"
 
-# git am needs a repository: the tree as one commit
+# git am needs a repository: the tree as one commit (-f: Debian's
+# .gitignore ignores everything at the top level)
 git=$OUT/git
 rm -rf "$git"
 mkdir -p "$git"
 export GIT_AUTHOR_NAME=rig GIT_AUTHOR_EMAIL=rig@invalid
 export GIT_COMMITTER_NAME=rig GIT_COMMITTER_EMAIL=rig@invalid
-(cd "$src" && git init -q "$git" && git --git-dir="$git/.git" --work-tree=. add -A . &&
+(cd "$src" && git init -q "$git" && git --git-dir="$git/.git" --work-tree=. add -A -f . &&
 	git --git-dir="$git/.git" --work-tree=. commit -q -m "linux-source-6.12 $PKGVER") >>"$log" 2>&1 ||
 	die "series: could not make a git repository of the tree (see $log)"
 

@@ -89,11 +89,22 @@ while kill -0 $qpid 2>/dev/null; do
 	if [ $quiet -ge "$stall" ]; then
 		{
 			echo "[rig] guest stalled: no console output for ${quiet}s; vCPU state:"
-			hmp "info registers -a" | grep -E '^(CPU#|RIP)' || true
+			hmp "info status" | grep -vE '^\(qemu\)|info' || true
+			hmp "info registers -a" | grep -E '^(CPU#|RIP|EFL|CR0)' || true
 			hmp "info irq" | grep -vE '^\(qemu\)|info' || true
 			# LVT timer, counts, ISR/IRR/PPR: a tick lost on one vCPU
 			hmp "info lapic 0" | grep -vE '^\(qemu\)|info' || true
 			hmp "info lapic 1" | grep -vE '^\(qemu\)|info' || true
+			# where QEMU's own threads are: in their halt wait or not
+			# ($qpid is timeout(1), QEMU its child)
+			vmm=$(pgrep -P $qpid | head -1)
+			for t in /proc/${vmm:-$qpid}/task/*; do
+				echo "thread $(cat "$t/comm" 2>/dev/null): state $(awk '{print $3}' "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+			done
+			if command -v gdb >/dev/null; then
+				timeout 60 gdb -p "${vmm:-$qpid}" -batch -ex 'thread apply all bt 12' 2>&1 |
+					grep -E '^(Thread|#)' | head -150 || true
+			fi
 		} | tee -a "$rundir/stall.log" >&2
 		kill $qpid 2>/dev/null || true
 		wait $qpid 2>/dev/null || true
