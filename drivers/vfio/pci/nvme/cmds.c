@@ -287,7 +287,6 @@ const char * const nvmevf_cmd_kind_names[NVMEVF_CK_NUM] = {
 	[NVMEVF_CK_GET] = "get_state",
 	[NVMEVF_CK_TRACK_SEND] = "track_send",
 	[NVMEVF_CK_TRACK_RECV] = "track_recv",
-	[NVMEVF_CK_OTHER] = "other",
 };
 
 /**

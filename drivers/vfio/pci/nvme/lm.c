@@ -570,8 +570,11 @@ static int nvmevf_collect_one_ns(struct nvmevf_pci_core_device *nvmevf,
 
 	status = nvme_pci_vf_ns_info(nvmevf->core_device.pdev, nsid,
 				     (struct nvme_id_ns *)id, descs);
-	if (status == -ENOENT)
-		return nvmevf_account(&nvmevf->stats.cmd, NVMEVF_CK_IDENTIFY, 0);
+	if (status == -ENOENT) {
+		/* answered: not attached to the VF */
+		nvmevf_account(&nvmevf->stats.cmd, NVMEVF_CK_IDENTIFY, 0);
+		return 0;
+	}
 	ret = nvmevf_lm_done(nvmevf, NVMEVF_CK_IDENTIFY, status);
 	if (!ret)
 		ret = nvmevf_id_ns_parse(id, NVME_IDENTIFY_DATA_SIZE, nsid, ns);

@@ -28,7 +28,6 @@ struct nvmevf_migf;
  * @NVMEVF_CK_GET: Migration Receive, Get Controller State
  * @NVMEVF_CK_TRACK_SEND: Track Send
  * @NVMEVF_CK_TRACK_RECV: Track Receive
- * @NVMEVF_CK_OTHER: anything else
  * @NVMEVF_CK_NUM: number of kinds
  */
 enum nvmevf_cmd_kind {
@@ -39,7 +38,6 @@ enum nvmevf_cmd_kind {
 	NVMEVF_CK_GET,
 	NVMEVF_CK_TRACK_SEND,
 	NVMEVF_CK_TRACK_RECV,
-	NVMEVF_CK_OTHER,
 	NVMEVF_CK_NUM,
 };
 
