@@ -1441,6 +1441,13 @@ static void nvme_lm_quiesce_bh(void *opaque)
     }
 }
 
+/* A Suspend held by lm-suspend-delay is not held any longer */
+static void nvme_lm_hold_end(NvmeLm *tl)
+{
+    tl->hold_until = 0;
+    timer_del(tl->hold_timer);
+}
+
 static void nvme_lm_hold_timer_cb(void *opaque)
 {
     NvmeCtrl *t = opaque;
@@ -1524,8 +1531,7 @@ bool nvme_lm_abort(NvmeCtrl *mmc, uint16_t cid)
             nvme_enqueue_req_completion(mmc->cq[req->sq->cqid], req);
 
             if (!tl->suspend_reqs) {
-                tl->hold_until = 0;
-                timer_del(tl->hold_timer);
+                nvme_lm_hold_end(tl);
                 tl->state = NVME_LM_ACTIVE;
                 nvme_lm_kick(t);
             }
@@ -3418,8 +3424,7 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
             nvme_lm_set_reset(&vl->set);
             g_slist_free_full(vl->suspend_reqs, g_free);
             vl->suspend_reqs = NULL;
-            vl->hold_until = 0;
-            timer_del(vl->hold_timer);
+            nvme_lm_hold_end(vl);
 
             if (vl->state != NVME_LM_ACTIVE) {
                 vl->state = NVME_LM_ACTIVE;
@@ -3440,9 +3445,7 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
         lm->state = NVME_LM_ACTIVE;
         break;
     case NVME_LM_SUSPENDING:
-        /* a held Suspend is not held any longer */
-        lm->hold_until = 0;
-        timer_del(lm->hold_timer);
+        nvme_lm_hold_end(lm);
         qemu_bh_schedule(lm->quiesce_bh);
         break;
     default:
