@@ -11,6 +11,7 @@ RIG-POWEROFF and any kernel splat in the log count as failures.
 Prints the TAP of every block, a per-block summary and, last, the line
 "N passed, M failed".  Exit status 0 only when M is 0 and N > 0.
 """
+import os
 import re
 import sys
 
@@ -137,6 +138,12 @@ def main():
         print(f'FAILED: {fl}')
     for s in splats[:40]:
         print(f'SPLAT: {s}')
+    # a QEMU that died of a signal: its message and backtraces (run-vm.sh)
+    crash = os.path.join(os.path.dirname(sys.argv[1]), 'crash.log')
+    if qemu_rc > 128 and os.path.exists(crash):
+        with open(crash, errors='replace') as f:
+            for line in f.read().splitlines()[-150:]:
+                print(f'CRASH: {line}')
     print(f'{total_p} passed, {total_f} failed')
     return 0 if total_f == 0 else 1
 

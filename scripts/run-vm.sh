@@ -71,8 +71,17 @@ print(s.recv(1 << 20).decode(errors="replace").replace("\r", ""))
 PY
 }
 : >"$rundir/console.log"
-timeout --foreground -k 10 "$timeout" "$qemu" "${args[@]}" \
-	-serial "file:$rundir/console.log" </dev/null &
+rm -f "$rundir"/core "$rundir"/core.* "$rundir/crash.log"
+# QEMU runs in RUNDIR with core dumps on, its stderr also kept in
+# RUNDIR/qemu.err: a QEMU that dies of a signal (an assert, a fault) is
+# reported with its message and every thread's backtrace (crash.log).
+(
+	cd "$rundir"
+	ulimit -c unlimited 2>/dev/null || true
+	exec timeout --foreground -k 10 "$timeout" "$qemu" "${args[@]}" \
+		-serial "file:$rundir/console.log" </dev/null \
+		2> >(tee "$rundir/qemu.err" >&2)
+) &
 qpid=$!
 stall=${RIG_STALL:-480} last=-1 quiet=0
 while kill -0 $qpid 2>/dev/null; do
@@ -111,4 +120,25 @@ while kill -0 $qpid 2>/dev/null; do
 		exit 125
 	fi
 done
-wait $qpid
+rc=0
+wait $qpid || rc=$?
+if [ $rc -gt 128 ] && [ $rc -ne 137 ]; then
+	{
+		# every thread first, the crashing one and QEMU's own message
+		# last: the end of a CI log is what gets read
+		core=$(ls -t "$rundir"/core "$rundir"/core.* 2>/dev/null | head -1 || true)
+		if [ -n "$core" ] && command -v gdb >/dev/null; then
+			timeout 120 gdb -batch -ex 'thread apply all bt 16' \
+				-ex 'echo [rig] the thread that got the signal:\n' \
+				-ex 'bt 30' "$qemu" "$core" 2>&1 |
+				grep -E '^(Thread|#|\[rig\])' | head -300 || true
+			rm -f "$core"
+		else
+			echo "[rig] no core dump (core_pattern: $(cat /proc/sys/kernel/core_pattern))"
+		fi
+		echo "[rig] QEMU died of signal $((rc - 128)); its last messages:"
+		tail -n 8 "$rundir/qemu.err" 2>/dev/null | sed 's/^/[qemu] /'
+	} >"$rundir/crash.log" 2>&1
+	cat "$rundir/crash.log" >&2
+fi
+exit $rc
