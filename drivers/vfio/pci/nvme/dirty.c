@@ -25,7 +25,7 @@
 
 #include "nvme-vfio-pci.h"
 
-MODULE_IMPORT_NS(IOMMUFD);
+MODULE_IMPORT_NS("IOMMUFD");
 
 /* Granules per chunk of the pending set: one 64-byte bitmap */
 #define NVMEVF_CHUNK_BITS	512

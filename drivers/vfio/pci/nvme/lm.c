@@ -128,7 +128,7 @@ nvmevf_migf_alloc(struct nvmevf_pci_core_device *nvmevf,
 {
 	struct nvmevf_migf *migf;
 
-	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
+	migf = kzalloc_obj(*migf, GFP_KERNEL_ACCOUNT);
 	if (!migf)
 		return NULL;
 	migf->nvmevf = nvmevf;
@@ -880,10 +880,9 @@ static int nvmevf_clr_locked(struct nvmevf_pci_core_device *nvmevf)
 	u64 cap, timeout_us;
 	int ret;
 
-	ret = vfio_pci_core_setup_barmap(vdev, 0);
-	if (ret)
-		return ret;
-	bar = vdev->barmap[0];
+	bar = vfio_pci_core_get_iomap(vdev, 0);
+	if (IS_ERR(bar))
+		return PTR_ERR(bar);
 	if (!down_read_trylock(&vdev->memory_lock))
 		return -EBUSY;
 	/* BAR0 decodes only in D0 (a VF has no memory enable of its own) */
@@ -1036,7 +1035,7 @@ nvmevf_resume_start(struct nvmevf_pci_core_device *nvmevf)
 	migf = nvmevf_migf_alloc(nvmevf, NVMEVF_MIGF_RESUMING);
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
-	migf->info = kvzalloc(sizeof(*migf->info), GFP_KERNEL_ACCOUNT);
+	migf->info = kvzalloc_obj(*migf->info, GFP_KERNEL_ACCOUNT);
 	ret = migf->info ? nvmevf_collect_info(nvmevf, migf->info) : -ENOMEM;
 	if (ret) {
 		nvmevf_migf_free(migf);

@@ -519,7 +519,7 @@ void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
 			unsigned long event);
 
 /* dirty.c: DMA logging, built when the kernel has CONFIG_IOMMUFD_DRIVER */
-#ifdef NVMEVF_DMA_LOGGING
+#if IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
 void nvmevf_dirty_init(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_dirty_probe(struct nvmevf_pci_core_device *nvmevf,
 			const struct nvme_id_ctrl *id, u32 max_transfer);

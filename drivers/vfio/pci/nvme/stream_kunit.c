@@ -706,4 +706,4 @@ kunit_test_suite(nvmevf_lm_test_suite);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("KUnit tests of nvme-vfio-pci: command encoders, parsers, the migration stream");
-MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
