@@ -7,6 +7,7 @@
 #   make bench      boot the rig and print the DMA logging benchmark table
 #   make shell      boot the rig with a shell on the serial console
 #   make lint       checkpatch --strict, W=1 and sparse on the kernel code
+#   make series     generate the in-tree driver patch of patches/linux-7.3/
 #   make clean
 #
 # Builds are cached in $${XDG_CACHE_HOME:-~/.cache}/nvme-vfio-pci.
@@ -14,7 +15,7 @@
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: all module check demo bench shell lint clean
+.PHONY: all module check demo bench shell lint series clean
 
 all: module
 
@@ -38,6 +39,10 @@ bench:
 
 shell:
 	@bash $(ROOT)/scripts/check.sh shell
+
+series:
+	@bash $(ROOT)/scripts/deps.sh
+	@bash $(ROOT)/scripts/make-series.sh
 
 lint:
 	@bash $(ROOT)/scripts/deps.sh

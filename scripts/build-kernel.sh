@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Build the guest kernel: Debian linux-source-6.12 with the series in
-# patches/linux-6.12/ (applied in order, as git am would), tinyconfig +
-# scripts/kconfig/rig.config.  Prints the build dir (KDIR).
-#   build-kernel.sh [rig|l2]
-# "l2" is the small kernel of the end-to-end test's L2 guest: the same
+# Build the guest kernel: Debian linux-source-VERSION with the series in
+# patches/linux-VERSION/ applied with git am, tinyconfig +
+# scripts/kconfig/rig.config (+ rig-VERSION.config where there is one: 7.3
+# builds the in-tree driver and its KUnit modules).  Prints the build dir
+# (KDIR).
+#   build-kernel.sh [rig|l2] [VERSION]    (VERSION: 6.12 or 7.3, default 6.12)
+# "l2" is the small kernel of the end-to-end test's L2 guest: the 6.12
 # source tree (built by "rig" first), tinyconfig + scripts/kconfig/l2.config,
 # bzImage only.
 #
@@ -14,10 +16,12 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-TARBALL=/usr/src/linux-source-6.12.tar.xz
-[ -f "$TARBALL" ] || die "$TARBALL missing (scripts/deps.sh installs linux-source-6.12)"
-PKGVER=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 FLAVOUR=${1:-rig}
+VER=${2:-6.12}
+[ "$FLAVOUR" = rig ] || VER=6.12
+kernel_source "$VER"
+TARBALL=$KTARBALL
+PKGVER=$KPKGVER
 
 # check_fragment FRAG KDIR: every line of the fragment made it into .config
 check_fragment() {
@@ -32,13 +36,17 @@ check_fragment() {
 	[ $bad -eq 0 ] || die "kernel config fragment $(basename "$1") not honoured"
 }
 
-# configure KSRC KDIR FRAG LOG: tinyconfig + the fragment, checked
+# configure KSRC KDIR LOG FRAG...: tinyconfig + the fragments, checked
 configure() {
-	run_logged "$4" make -C "$1" O="$2" tinyconfig
-	run_logged "$4" "$1/scripts/kconfig/merge_config.sh" -m -O "$2" "$2/.config" "$3"
-	run_logged "$4" make -C "$1" O="$2" olddefconfig
-	# every symbol of the fragment must have survived olddefconfig
-	check_fragment "$3" "$2"
+	local ksrc=$1 kdir=$2 log=$3 f
+	shift 3
+	run_logged "$log" make -C "$ksrc" O="$kdir" tinyconfig
+	run_logged "$log" "$ksrc/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" "$@"
+	run_logged "$log" make -C "$ksrc" O="$kdir" olddefconfig
+	# every symbol of the fragments must have survived olddefconfig
+	for f in "$@"; do
+		check_fragment "$f" "$kdir"
+	done
 }
 
 if [ "$FLAVOUR" = l2 ]; then
@@ -55,18 +63,24 @@ if [ "$FLAVOUR" = l2 ]; then
 	# the build directory persists: a changed input rebuilds incrementally
 	rm -f "$OUT/.key"
 	mkdir -p "$OUT/build"
-	configure "$KSRC" "$OUT/build" "$FRAG" "$LOGDIR/l2kernel-config.log"
+	configure "$KSRC" "$OUT/build" "$LOGDIR/l2kernel-config.log" "$FRAG"
 	run_logged "$LOGDIR/l2kernel-build.log" make -C "$KSRC" O="$OUT/build" -j"$(nproc)" bzImage
 	echo "$KEY" >"$OUT/.key"
 	echo "$OUT/build"
 	exit 0
 fi
 
+FRAGS=("$ROOT/scripts/kconfig/rig.config")
+if [ -f "$ROOT/scripts/kconfig/rig-$VER.config" ]; then
+	FRAGS+=("$ROOT/scripts/kconfig/rig-$VER.config")
+fi
 KEY=$( (echo "$PKGVER"
-	hash_files "$ROOT/patches/linux-6.12" \
-		"$ROOT/scripts/kconfig/rig.config" "$ROOT/scripts/build-kernel.sh") |
+	hash_files "$ROOT/patches/linux-$VER" "${FRAGS[@]}" \
+		"$ROOT/scripts/build-kernel.sh") |
 	sha256sum | cut -c1-16)
+# 6.12 keeps the directory it always had
 OUT=$CACHE/linux
+[ "$VER" = 6.12 ] || OUT=$CACHE/linux-$VER
 KSRC=$OUT/src
 KDIR=$OUT/build
 
@@ -81,23 +95,29 @@ stage=$OUT/stage
 rm -rf "$stage"
 mkdir -p "$stage"
 tar xf "$TARBALL" -C "$stage"
-for p in "$ROOT"/patches/linux-6.12/*.patch; do
-	[ -e "$p" ] || continue
-	patch -s -d "$stage/linux-source-6.12" -p1 --no-backup-if-mismatch <"$p" ||
-		die "kernel patch $(basename "$p") does not apply"
-done
+tree=$stage/linux-source-$VER
+# the series as a maintainer applies it: git am on the tree as one commit
+# (-f: Debian's .gitignore ignores everything at the top level)
+(
+	export GIT_AUTHOR_NAME=rig GIT_AUTHOR_EMAIL=rig@invalid
+	export GIT_COMMITTER_NAME=rig GIT_COMMITTER_EMAIL=rig@invalid
+	cd "$tree"
+	git init -q && git add -A -f . && git commit -q -m "linux-source-$VER $PKGVER"
+	for p in "$ROOT/patches/linux-$VER"/*.patch; do
+		[ -e "$p" ] || continue
+		git am -q --keep-cr "$p" || { git am --abort; die "kernel patch $(basename "$p") does not apply with git am"; }
+	done
+	rm -rf .git
+) >"$LOGDIR/kernel-$VER-am.log" 2>&1 || { tail -20 "$LOGDIR/kernel-$VER-am.log" >&2; exit 1; }
 mkdir -p "$KSRC"
-rsync -rlc --delete "$stage/linux-source-6.12/" "$KSRC/"
+rsync -rlc --delete "$tree/" "$KSRC/"
 rm -rf "$stage"
 
-FRAG=$ROOT/scripts/kconfig/rig.config
 mkdir -p "$KDIR"
-configure "$KSRC" "$KDIR" "$FRAG" "$LOGDIR/kernel-config.log"
+configure "$KSRC" "$KDIR" "$LOGDIR/kernel-$VER-config.log" "${FRAGS[@]}"
 
-run_logged "$LOGDIR/kernel-build.log" make -C "$KSRC" O="$KDIR" -j"$(nproc)" bzImage modules
+run_logged "$LOGDIR/kernel-$VER-build.log" make -C "$KSRC" O="$KDIR" -j"$(nproc)" bzImage modules
 rm -rf "$OUT/headers"
-run_logged "$LOGDIR/kernel-headers.log" make -C "$KSRC" O="$KDIR" headers_install INSTALL_HDR_PATH="$OUT/headers"
+run_logged "$LOGDIR/kernel-$VER-headers.log" make -C "$KSRC" O="$KDIR" headers_install INSTALL_HDR_PATH="$OUT/headers"
 echo "$KEY" >"$OUT/.key"
-# builds of the earlier, per-hash layout
-find "$CACHE" -maxdepth 1 -name 'linux-*' -exec rm -rf {} +
 echo "$KDIR"

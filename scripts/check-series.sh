@@ -1,40 +1,50 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 # The kernel series as a maintainer takes it: every patch of
-# patches/linux-6.12/ applies with git am on Debian's linux-source-6.12,
-# passes checkpatch --strict on its own, and the tree builds (drivers/nvme/
-# with W=1, the rig's config) after each one of them, not only after the
-# last.  Cached: a series that passed is not checked again.
-#   check-series.sh
+# patches/linux-VERSION/ applies with git am on Debian's
+# linux-source-VERSION, passes that kernel's checkpatch --strict on its own,
+# and the tree builds with W=1 after each one of them, not only after the
+# last: drivers/nvme/ with the rig's config, nvme-pci also without
+# CONFIG_PCI_IOV (the L2 guest's kind of kernel), and the in-tree driver
+# once a patch added it.  Cached: a series that passed is not checked again.
+#   check-series.sh VERSION     (6.12 or 7.3)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-TARBALL=/usr/src/linux-source-6.12.tar.xz
-[ -f "$TARBALL" ] || die "$TARBALL missing (scripts/deps.sh installs linux-source-6.12)"
-PKGVER=$(dpkg-query -W -f='${Version}' linux-source-6.12)
-PATCHES=$ROOT/patches/linux-6.12
-FRAG=$ROOT/scripts/kconfig/rig.config
+VER=${1:-6.12}
+kernel_source "$VER"
+PATCHES=$ROOT/patches/linux-$VER
+FRAGS=("$ROOT/scripts/kconfig/rig.config")
+if [ -f "$ROOT/scripts/kconfig/rig-$VER.config" ]; then
+	FRAGS+=("$ROOT/scripts/kconfig/rig-$VER.config")
+fi
+# 6.12 keeps the directory it always had
 OUT=$CACHE/series
-KEY=$( (echo "$PKGVER"; hash_files "$PATCHES" "$FRAG" "$ROOT/scripts/check-series.sh") |
+[ "$VER" = 6.12 ] || OUT=$CACHE/series-$VER
+# the in-tree driver patch is what make series generates from the driver
+if [ -e "$ROOT/scripts/make-series.sh" ] && ls "$PATCHES"/0005-vfio-pci-nvme-*.patch >/dev/null 2>&1; then
+	bash "$ROOT/scripts/make-series.sh" --check
+fi
+KEY=$( (echo "$KPKGVER"; hash_files "$PATCHES" "${FRAGS[@]}" "$ROOT/scripts/check-series.sh") |
 	sha256sum | cut -c1-16)
 if [ "$(cat "$OUT/.key" 2>/dev/null)" = "$KEY" ]; then
-	msg "series: unchanged since it passed"
+	msg "series $VER: unchanged since it passed"
 	exit 0
 fi
 rm -f "$OUT/.key"
-log=$LOGDIR/series.log
+log=$LOGDIR/series-$VER.log
 : >"$log"
 
 # A pristine tree to build in, once per source package.
-if [ "$(cat "$OUT/.src" 2>/dev/null)" != "$PKGVER" ]; then
+if [ "$(cat "$OUT/.src" 2>/dev/null)" != "$KPKGVER" ]; then
 	rm -rf "$OUT"
 	mkdir -p "$OUT"
-	tar xf "$TARBALL" -C "$OUT"
-	mv "$OUT/linux-source-6.12" "$OUT/src"
+	tar xf "$KTARBALL" -C "$OUT"
+	mv "$OUT/linux-source-$VER" "$OUT/src"
 	cp -a "$OUT/src" "$OUT/pristine"
-	echo "$PKGVER" >"$OUT/.src"
+	echo "$KPKGVER" >"$OUT/.src"
 fi
-src=$OUT/src build=$OUT/build
+src=$OUT/src build=$OUT/build noiov=$OUT/build-noiov
 # back to pristine (checksums: untouched files keep their timestamps)
 rsync -rlc --delete "$OUT/pristine/" "$src/"
 
@@ -46,37 +56,60 @@ mkdir -p "$git"
 export GIT_AUTHOR_NAME=rig GIT_AUTHOR_EMAIL=rig@invalid
 export GIT_COMMITTER_NAME=rig GIT_COMMITTER_EMAIL=rig@invalid
 (cd "$src" && git init -q "$git" && git --git-dir="$git/.git" --work-tree=. add -A -f . &&
-	git --git-dir="$git/.git" --work-tree=. commit -q -m "linux-source-6.12 $PKGVER") >>"$log" 2>&1 ||
-	die "series: could not make a git repository of the tree (see $log)"
+	git --git-dir="$git/.git" --work-tree=. commit -q -m "linux-source-$VER $KPKGVER") >>"$log" 2>&1 ||
+	die "series $VER: could not make a git repository of the tree (see $log)"
 
-mkdir -p "$build"
-if [ ! -e "$build/.config" ]; then
-	make -C "$src" O="$build" tinyconfig >>"$log" 2>&1
-	"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$FRAG" >>"$log" 2>&1
-	make -C "$src" O="$build" olddefconfig >>"$log" 2>&1
-fi
+# configure: the rig's fragments, and the same without SR-IOV; again after
+# a patch that adds a Kconfig symbol (the in-tree driver)
+configure() {
+	mkdir -p "$build" "$noiov"
+	{
+		make -C "$src" O="$build" tinyconfig
+		"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "${FRAGS[@]}"
+		make -C "$src" O="$build" olddefconfig
+		cp "$build/.config" "$noiov/.config"
+		"$src/scripts/config" --file "$noiov/.config" --disable PCI_IOV
+		make -C "$src" O="$noiov" olddefconfig
+	} >>"$log" 2>&1
+	! grep -q '^CONFIG_PCI_IOV=y' "$noiov/.config" || die "series $VER: cannot turn CONFIG_PCI_IOV off"
+}
+[ -e "$build/.config" ] && [ -e "$noiov/.config" ] || configure
 
+# checkpatch's SPDX check needs python3-ply: Debian's python, not a pyenv one
+export PATH=/usr/bin:$PATH
 n=0
 for p in "$PATCHES"/*.patch; do
 	[ -e "$p" ] || continue
 	n=$((n + 1))
 	name=$(basename "$p")
-	(cd "$src" && git --git-dir="$git/.git" --work-tree=. am -q --keep-cr "$p") >>"$log" 2>&1 ||
-		die "series: $name does not apply with git am (see $log)"
+	(cd "$src" && git --git-dir="$git/.git" --work-tree=. am -q --keep-cr --whitespace=error "$p") >>"$log" 2>&1 ||
+		die "series $VER: $name does not apply with git am (see $log)"
 	if ! "$src/scripts/checkpatch.pl" --strict --terse --ignore FILE_PATH_CHANGES \
-		--root="$src" - <"$p" >>"$log" 2>&1; then
-		grep -E "^-:[0-9]+: " "$log" | tail -20
-		die "series: checkpatch --strict fails on $name"
+		--root="$src" - <"$p" >"$log.cp" 2>&1; then
+		cat "$log.cp" >>"$log"
+		grep -E "^-:[0-9]+: " "$log.cp" | tail -20
+		die "series $VER: checkpatch --strict fails on $name"
 	fi
-	if ! make -C "$src" O="$build" -j"$(nproc)" W=1 drivers/nvme/ >"$log.build" 2>&1 ||
+	cat "$log.cp" >>"$log"
+	grep -q '^+++ b/.*Kconfig$' "$p" && configure
+	targets=(drivers/nvme/)
+	what="drivers/nvme/"
+	if [ -e "$src/drivers/vfio/pci/nvme/Kconfig" ]; then
+		grep -q '^CONFIG_NVME_VFIO_PCI=m' "$build/.config" ||
+			die "series $VER: CONFIG_NVME_VFIO_PCI=m did not survive olddefconfig"
+		targets+=(drivers/vfio/pci/nvme/)
+		what+=" drivers/vfio/pci/nvme/"
+	fi
+	if ! { make -C "$src" O="$build" -j"$(nproc)" W=1 "${targets[@]}" &&
+		make -C "$src" O="$noiov" -j"$(nproc)" W=1 drivers/nvme/host/pci.o; } >"$log.build" 2>&1 ||
 		grep -E "warning:|error:" "$log.build"; then
 		cat "$log.build" >>"$log"
-		die "series: the tree does not build cleanly after $name (see $log)"
+		die "series $VER: the tree does not build cleanly after $name (see $log)"
 	fi
 	cat "$log.build" >>"$log"
-	msg "series: $name applies, checkpatch --strict clean, builds (W=1)"
+	msg "series $VER: $name applies, checkpatch --strict clean, builds (W=1: $what; nvme-pci without PCI_IOV)"
 done
-rm -f "$log.build"
-[ $n -gt 0 ] || die "series: no patches in $PATCHES"
+rm -f "$log.build" "$log.cp"
+[ $n -gt 0 ] || die "series $VER: no patches in $PATCHES"
 echo "$KEY" >"$OUT/.key"
-msg "series: $n patches, each applies with git am, builds and passes checkpatch"
+msg "series $VER: $n patches, each applies with git am, builds and passes checkpatch"

@@ -4,7 +4,9 @@
 # the rig and turn the guest's KTAP/TAP into "N passed, M failed".
 #   check.sh [check|demo|bench|shell]
 # Environment: TESTS="vf_basic_test ..." (default all), TEST_ARGS="-t name"
-# (kselftest harness filter), RIG_TIMEOUT (seconds, default 900).
+# (kselftest harness filter), RIG_TIMEOUT (seconds, default 1800),
+# RIG_KERNEL="6.12 7.3" (the guest kernels; check runs the suite on each,
+# the other modes on the first; default: both for check, 6.12 otherwise).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -13,21 +15,45 @@ RUNDIR=$CACHE/run-$MODE
 T0=$(date +%s)
 msg "cache: $CACHE   mode: $MODE"
 
+if [ "$MODE" = check ]; then
+	KERNELS=${RIG_KERNEL:-$RIG_KERNELS}
+else
+	KERNELS=${RIG_KERNEL:-6.12}
+	KERNELS=${KERNELS%% *}
+fi
+for v in $KERNELS; do
+	case " $RIG_KERNELS " in *" $v "*) ;; *) die "RIG_KERNEL: unknown kernel '$v' (the rig runs: $RIG_KERNELS)" ;; esac
+done
+msg "guest kernels: $KERNELS"
+
 phase deps bash "$ROOT/scripts/deps.sh"
 phase qemu bash -c "bash '$ROOT/scripts/build-qemu.sh' >'$CACHE/.qemu-path'"
 QEMU=$(cat "$CACHE/.qemu-path")
-phase kernel bash -c "bash '$ROOT/scripts/build-kernel.sh' >'$CACHE/.kdir-path'"
-KDIR=$(cat "$CACHE/.kdir-path")
-phase module bash "$ROOT/scripts/build-module.sh" "$KDIR"
+# 6.12 is always built: the L2 guest's kernel, the lint and the selftests'
+# uapi headers come from its tree
+declare -A KDIRS
+for v in $(printf '%s\n' 6.12 $KERNELS | awk '!seen[$0]++'); do
+	phase "kernel-$v" bash -c "bash '$ROOT/scripts/build-kernel.sh' rig $v >'$CACHE/.kdir-path-$v'"
+	KDIRS[$v]=$(cat "$CACHE/.kdir-path-$v")
+done
+KDIR=${KDIRS[6.12]}
+# The out-of-tree build, from the same files against each kernel: the
+# module loaded into the 6.12 guest is built last, in the source tree
+for v in $KERNELS; do
+	[ "$v" = 6.12 ] && continue
+	phase "module-$v" bash "$ROOT/scripts/build-module.sh" "${KDIRS[$v]}" --copy
+done
+phase module-6.12 bash "$ROOT/scripts/build-module.sh" "$KDIR"
 if [ "$MODE" = check ]; then
 	phase lint bash "$ROOT/scripts/lint.sh" "$KDIR"
-	phase series bash "$ROOT/scripts/check-series.sh"
+	for v in $KERNELS; do
+		phase "series-$v" bash "$ROOT/scripts/check-series.sh" "$v"
+	done
 fi
 rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR/tests"
 phase selftests bash "$ROOT/scripts/build-selftests.sh" "$KDIR" "$RUNDIR/tests"
 
-KERNEL=$KDIR/arch/x86/boot/bzImage
 FW=$(dirname "$(dirname "$QEMU")")/fw
 # The end-to-end migration test (QEMU in the guest, an L2 VM) runs in check
 # and demo; E2E_BACKENDS="" skips it.  E2E_VF_OPTS adds options to QEMU's
@@ -54,30 +80,42 @@ E2E_BACKENDS="$E2E_BACKENDS"
 E2E_ROUNDS=${E2E_ROUNDS:-1}
 E2E_VF_OPTS="${E2E_VF_OPTS:-}"
 EOT
-phase initramfs bash "$ROOT/scripts/mkinitramfs.sh" "$RUNDIR/initramfs.cpio" \
-	"$ROOT/drivers/vfio/pci/nvme" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT
-if [ "$MODE" = shell ]; then
-	msg "guest shell: Ctrl-A X quits QEMU"
-	exec bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
-		"$RUNDIR/initramfs.cpio" "$RUNDIR" 0 interactive
-fi
+# One guest per kernel, each in RUNDIR/vm-VERSION: the 6.12 guest loads the
+# out-of-tree module, the 7.3 guest the in-tree one of its own build.
+results=()
+for v in $KERNELS; do
+	vmdir=$RUNDIR/vm-$v
+	mkdir -p "$vmdir"
+	moddir=$ROOT/drivers/vfio/pci/nvme
+	[ "$v" = 6.12 ] || moddir=${KDIRS[$v]}/drivers/vfio/pci/nvme
+	phase "initramfs-$v" bash "$ROOT/scripts/mkinitramfs.sh" "$vmdir/initramfs.cpio" \
+		"$moddir" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT
+	KERNEL=${KDIRS[$v]}/arch/x86/boot/bzImage
+	if [ "$MODE" = shell ]; then
+		msg "guest shell ($v): Ctrl-A X quits QEMU"
+		exec bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
+			"$vmdir/initramfs.cpio" "$vmdir" 0 interactive
+	fi
 
-vm_rc=0
-progress=
-if [ "$MODE" = demo ]; then
-	# live progress of the migrations while the guest runs
-	: >"$RUNDIR/console.log"
-	tail -F -n +1 "$RUNDIR/console.log" 2>/dev/null > >(grep --line-buffered -a \
-		'^E2E T+\|^DEMO' | sed -u 's/^/[guest] /') &
-	progress=$!
-fi
-RIG_APPEND="loglevel=5" phase vm bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
-	"$RUNDIR/initramfs.cpio" "$RUNDIR" "${RIG_TIMEOUT:-1800}" || vm_rc=$?
-if [ -n "$progress" ]; then
-	sleep 1
-	kill "$progress" 2>/dev/null || true
-fi
-msg "console log: $RUNDIR/console.log"
+	vm_rc=0
+	progress=
+	if [ "$MODE" = demo ]; then
+		# live progress of the migrations while the guest runs
+		: >"$vmdir/console.log"
+		tail -F -n +1 "$vmdir/console.log" 2>/dev/null > >(grep --line-buffered -a \
+			'^E2E T+\|^DEMO' | sed -u 's/^/[guest] /') &
+		progress=$!
+	fi
+	RIG_APPEND="loglevel=5" phase "vm-$v" bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
+		"$vmdir/initramfs.cpio" "$vmdir" "${RIG_TIMEOUT:-1800}" || vm_rc=$?
+	if [ -n "$progress" ]; then
+		sleep 1
+		kill "$progress" 2>/dev/null || true
+	fi
+	msg "console log ($v): $vmdir/console.log"
+	results+=(--run "$v" "$vmdir/console.log" "$vm_rc")
+done
+RUNDIR=$RUNDIR/vm-${KERNELS%% *}
 
 if [ "$MODE" = bench ]; then
 	grep -a '^BENCH' "$RUNDIR/console.log" | sed 's/^BENCH //'
@@ -93,4 +131,4 @@ if [ "$MODE" = demo ]; then
 fi
 
 msg "total $(($(date +%s) - T0))s"
-exec /usr/bin/python3 "$ROOT/scripts/results.py" "$RUNDIR/console.log" "$vm_rc"
+exec /usr/bin/python3 "$ROOT/scripts/results.py" "${results[@]}"

@@ -78,3 +78,64 @@ EOT
 			{ tail -20 "$LOGDIR/apt-trixie-update.log"; return 1; }
 	fi
 }
+
+# Kernels the rig builds and runs: Debian's linux-source-VERSION.
+RIG_KERNELS="6.12 7.3"
+
+# Private apt configuration for trixie-backports (linux-source-7.3), a list
+# of its own so the QEMU source never comes from backports.
+apt_bpo() {
+	local tool=apt-get
+	if [ "$1" = show ]; then
+		tool=apt-cache
+	fi
+	"$tool" -q -o Dir::Etc::sourcelist="$APTDIR/bpo.list" \
+		-o Dir::Etc::sourceparts=/dev/null \
+		-o Dir::State::Lists="$APTDIR/bpo-lists" \
+		-o Dir::Cache="$APTDIR/bpo-cache" \
+		-o APT::Sandbox::User=root "$@"
+}
+
+# kernel_source VERSION: set KTARBALL (the source tarball) and KPKGVER (the
+# Debian package version) of linux-source-VERSION.  6.12 is installed by
+# deps.sh; 7.3 comes from trixie-backports into the cache (the list is
+# refreshed at most once a day, the tarball fetched when its version changed).
+kernel_source() {
+	local v=$1 dir deb
+	case $v in
+	6.12)
+		KTARBALL=/usr/src/linux-source-6.12.tar.xz
+		[ -f "$KTARBALL" ] || die "$KTARBALL missing (scripts/deps.sh installs linux-source-6.12)"
+		KPKGVER=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+		;;
+	7.3)
+		dir=$CACHE/src/linux-7.3
+		mkdir -p "$dir" "$APTDIR/bpo-lists/partial" "$APTDIR/bpo-cache/archives/partial"
+		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main" \
+			>"$APTDIR/bpo.list"
+		if [ -z "$(find "$APTDIR/bpo-lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
+			apt_bpo update -qq >"$LOGDIR/apt-bpo-update.log" 2>&1 ||
+				{ tail -20 "$LOGDIR/apt-bpo-update.log" >&2; [ -f "$dir/.version" ] ||
+				die "could not read the trixie-backports package list"; }
+		fi
+		KPKGVER=$(apt_bpo show linux-source-7.3 2>/dev/null |
+			sed -n 's/^Version: //p' | sort -V | tail -1)
+		[ -n "$KPKGVER" ] || KPKGVER=$(cat "$dir/.version" 2>/dev/null)
+		[ -n "$KPKGVER" ] || die "linux-source-7.3 not found in trixie-backports"
+		KTARBALL=$dir/linux-source-7.3.tar.xz
+		if [ "$(cat "$dir/.version" 2>/dev/null)" != "$KPKGVER" ] || [ ! -f "$KTARBALL" ]; then
+			rm -f "$dir"/*.deb "$dir/.version"
+			(cd "$dir" && apt_bpo download "linux-source-7.3=$KPKGVER") \
+				>"$LOGDIR/apt-bpo-download.log" 2>&1 ||
+				{ tail -20 "$LOGDIR/apt-bpo-download.log" >&2; die "could not fetch linux-source-7.3"; }
+			deb=$(ls "$dir"/linux-source-7.3_*.deb)
+			dpkg-deb --fsys-tarfile "$deb" |
+				tar -xO ./usr/src/linux-source-7.3.tar.xz >"$KTARBALL.tmp"
+			mv "$KTARBALL.tmp" "$KTARBALL"
+			rm -f "$deb"
+			echo "$KPKGVER" >"$dir/.version"
+		fi
+		;;
+	*) die "unknown kernel '$v' (the rig runs: $RIG_KERNELS)" ;;
+	esac
+}

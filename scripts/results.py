@@ -77,13 +77,11 @@ def parse_block(name, lines, rc):
     return passed, failed, failures, out
 
 
-def main():
-    if len(sys.argv) < 2:
-        print('usage: results.py CONSOLE_LOG [QEMU_EXIT_STATUS]', file=sys.stderr)
-        return 2
-    with open(sys.argv[1], errors='replace') as f:
+def one_run(label, path, qemu_rc):
+    """Results of one guest: (passed, failed, failures, splats, crash)."""
+    with open(path, errors='replace') as f:
         log = [l.rstrip('\r\n').replace('\r', '') for l in f]
-    qemu_rc = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    tag = f'{label} ' if label else ''
 
     total_p = total_f = 0
     all_failures = []
@@ -102,7 +100,7 @@ def main():
             m = re.search(r'rc=(\d+)', line)
             rc = int(m.group(1)) if m else 0
             p, f, fl, out = parse_block(block, lines, rc)
-            print(f'# ---- {block}: {p} passed, {f} failed')
+            print(f'# ---- {tag}{block}: {p} passed, {f} failed')
             for o in out:
                 print(o)
             total_p, total_f = total_p + p, total_f + f
@@ -113,7 +111,7 @@ def main():
             lines.append(line)
     if block:
         p, f, fl, out = parse_block(block, lines, None)
-        print(f'# ---- {block}: {p} passed, {f} failed (incomplete)')
+        print(f'# ---- {tag}{block}: {p} passed, {f} failed (incomplete)')
         for o in out:
             print(o)
         total_p, total_f = total_p + p, total_f + f
@@ -133,17 +131,54 @@ def main():
     if total_p == 0 and total_f == 0:
         total_f += 1
         all_failures.append('no test results at all')
-
-    for fl in all_failures:
-        print(f'FAILED: {fl}')
-    for s in splats[:40]:
-        print(f'SPLAT: {s}')
     # a QEMU that died of a signal: its message and backtraces (run-vm.sh)
-    crash = os.path.join(os.path.dirname(sys.argv[1]), 'crash.log')
-    if qemu_rc > 128 and os.path.exists(crash):
-        with open(crash, errors='replace') as f:
-            for line in f.read().splitlines()[-150:]:
-                print(f'CRASH: {line}')
+    crash = []
+    crash_log = os.path.join(os.path.dirname(path), 'crash.log')
+    if qemu_rc > 128 and os.path.exists(crash_log):
+        with open(crash_log, errors='replace') as f:
+            crash = f.read().splitlines()[-150:]
+    return (total_p, total_f, [tag + fl for fl in all_failures],
+            [tag + sp for sp in splats[:40]], [tag + c for c in crash])
+
+
+def main():
+    # results.py CONSOLE_LOG [QEMU_EXIT_STATUS]
+    # results.py --run LABEL CONSOLE_LOG QEMU_EXIT_STATUS [--run ...]
+    args = sys.argv[1:]
+    runs = []
+    if args and args[0] == '--run':
+        while args:
+            if args[0] != '--run' or len(args) < 4:
+                print('usage: results.py --run LABEL LOG RC [--run ...]', file=sys.stderr)
+                return 2
+            runs.append((args[1], args[2], int(args[3])))
+            args = args[4:]
+    elif args:
+        runs.append(('', args[0], int(args[1]) if len(args) > 1 else 0))
+    else:
+        print('usage: results.py CONSOLE_LOG [QEMU_EXIT_STATUS]', file=sys.stderr)
+        return 2
+
+    total_p = total_f = 0
+    failures, splats, crashes = [], [], []
+    summary = []
+    for label, path, rc in runs:
+        p, f, fl, sp, cr = one_run(label, path, rc)
+        total_p, total_f = total_p + p, total_f + f
+        failures += fl
+        splats += sp
+        crashes += cr
+        if label:
+            summary.append(f'# kernel {label}: {p} passed, {f} failed')
+
+    for fl in failures:
+        print(f'FAILED: {fl}')
+    for s in splats:
+        print(f'SPLAT: {s}')
+    for c in crashes:
+        print(f'CRASH: {c}')
+    for line in summary:
+        print(line)
     print(f'{total_p} passed, {total_f} failed')
     return 0 if total_f == 0 else 1
 

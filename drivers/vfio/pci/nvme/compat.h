@@ -2,7 +2,7 @@
 /*
  * Out-of-tree builds only (Makefile includes it in every file): what the
  * kernel built against lacks of the mainline interfaces the driver is
- * written for.  Each NVMEVF_COMPAT_* symbol comes from a probe (probes/),
+ * written for.  Each NVMEVF_OOT_* symbol comes from a probe (probes/),
  * never from a version number; the in-tree driver (make series) has
  * neither this file nor the symbols.
  */
@@ -13,13 +13,13 @@
 #include <linux/slab.h>
 #include <linux/vfio_pci_core.h>
 
-#ifdef NVMEVF_COMPAT_NS_TOKENS
+#ifdef NVMEVF_OOT_NS_TOKENS
 /* MODULE_IMPORT_NS("NS") as mainline writes it */
 #undef MODULE_IMPORT_NS
 #define MODULE_IMPORT_NS(ns)	MODULE_INFO(import_ns, ns)
 #endif
 
-#ifdef NVMEVF_COMPAT_NO_GET_IOMAP
+#ifdef NVMEVF_OOT_NO_GET_IOMAP
 /* BARs are mapped on first use: map BAR @bar now */
 static inline void __iomem *
 vfio_pci_core_get_iomap(struct vfio_pci_core_device *vdev, unsigned int bar)
@@ -30,7 +30,7 @@ vfio_pci_core_get_iomap(struct vfio_pci_core_device *vdev, unsigned int bar)
 }
 #endif
 
-#ifdef NVMEVF_COMPAT_NO_ALLOC_OBJ
+#ifdef NVMEVF_OOT_NO_ALLOC_OBJ
 /* the typed allocators, with the GFP flags always given */
 #define kzalloc_obj(P, GFP)	kzalloc(sizeof(P), GFP)
 #define kvzalloc_obj(P, GFP)	kvzalloc(sizeof(P), GFP)

@@ -60,7 +60,7 @@ static const struct vfio_device_ops nvmevf_pci_ops = {
 	.open_device = nvmevf_pci_open_device,
 	.close_device = nvmevf_pci_close_device,
 	.ioctl = vfio_pci_core_ioctl,
-#ifndef NVMEVF_COMPAT_NO_REGION_INFO_CAPS
+#ifndef NVMEVF_OOT_NO_REGION_INFO_CAPS
 	.get_region_info_caps = vfio_pci_ioctl_get_region_info,
 #endif
 	.device_feature = vfio_pci_core_ioctl_feature,
@@ -69,7 +69,7 @@ static const struct vfio_device_ops nvmevf_pci_ops = {
 	.mmap = vfio_pci_core_mmap,
 	.request = vfio_pci_core_request,
 	.match = vfio_pci_core_match,
-#ifndef NVMEVF_COMPAT_NO_MATCH_TOKEN_UUID
+#ifndef NVMEVF_OOT_NO_MATCH_TOKEN_UUID
 	.match_token_uuid = vfio_pci_core_match_token_uuid,
 #endif
 	.bind_iommufd = vfio_iommufd_physical_bind,

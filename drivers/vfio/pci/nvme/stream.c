@@ -570,4 +570,3 @@ int nvmevf_reader_finish(struct nvmevf_reader *rd)
 	return ret;
 }
 EXPORT_SYMBOL_IF_KUNIT(nvmevf_reader_finish);
-

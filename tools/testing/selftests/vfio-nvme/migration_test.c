@@ -829,19 +829,6 @@ TEST_F(mig, suspend_timeout_not_aborted_left_to_controller)
 	suspend_timeout(_metadata, self, false);
 }
 
-/* The VF of the NVMe PF bound to vfio-pci (the rig's second PF). */
-static int find_other_vf(char *vf, size_t len)
-{
-	char bdfs[8][32];
-	int i, n;
-
-	n = vnl_vfs_bound_to("vfio-pci", bdfs, 8);
-	for (i = 0; i < n; i++)
-		if (!vnl_pf_vf_bdf(bdfs[i], 0, vf, len))
-			return 0;
-	return -ENOENT;
-}
-
 /*
  * A VF whose PF is not an MMC the driver can reach (here: its PF is bound
  * to vfio-pci, not nvme) binds to nvme-vfio-pci and works as with
@@ -849,14 +836,16 @@ static int find_other_vf(char *vf, size_t len)
  */
 TEST(vf_without_mmc_binds_without_migration)
 {
+	static const uint8_t token[16] = { 0x4e, 0x56, 0x4d, 0x65 };
 	struct vnl_range range = { IOVA_B, VNL_PAGE };
 	struct vnl_dev d;
-	char vf[32], drv[PATH_MAX], path[PATH_MAX];
+	char vf[32], pf[32], drv[PATH_MAX], path[PATH_MAX];
+	int vfn;
 	uint64_t flags;
 	uint8_t cfg[4];
 	ssize_t n;
 
-	ASSERT_EQ(0, find_other_vf(vf, sizeof(vf)))
+	ASSERT_EQ(0, vnl_vf_of_vfio_pf(vf, sizeof(vf)))
 		TH_LOG("no VF of an NVMe PF on vfio-pci (the rig's second PF)");
 	vnl_sysfs_write(vf, "driver/unbind", vf);
 	ASSERT_EQ(0, vnl_sysfs_write(vf, "driver_override", DRIVER));
@@ -867,7 +856,11 @@ TEST(vf_without_mmc_binds_without_migration)
 	drv[n] = 0;
 	EXPECT_NE(NULL, strstr(drv, DRIVER));
 
-	ASSERT_EQ(0, vnl_dev_open(&d, vf, VNL_IOMMUFD, IOVA_B, ARENA_SIZE))
+	/* a VF of a PF on vfio-pci opens with the PF's VF token */
+	ASSERT_EQ(0, vnl_pf_of_vf(vf, pf, sizeof(pf), &vfn)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_set_vf_token(pf, token)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_dev_open_token(&d, vf, VNL_CONTAINER, token, IOVA_B,
+					ARENA_SIZE))
 		TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_cfg_read(&d, 0, cfg, sizeof(cfg)));
 	EXPECT_EQ(0x1b36, cfg[0] | cfg[1] << 8);
@@ -1174,7 +1167,7 @@ TEST(pf_bound_to_driver_creates_vf)
 	int vfn, ret;
 	ssize_t n;
 
-	ASSERT_EQ(0, find_other_vf(vf, sizeof(vf)))
+	ASSERT_EQ(0, vnl_vf_of_vfio_pf(vf, sizeof(vf)))
 		TH_LOG("no VF of an NVMe PF on vfio-pci (the rig's second PF)");
 	ASSERT_EQ(0, vnl_pf_of_vf(vf, pf, sizeof(pf), &vfn)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "0")) TH_LOG("%s", vnl_err);
@@ -1259,7 +1252,7 @@ TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
 	pthread_t thread;
 	int vfn, unbound, done_at_unbind;
 
-	ASSERT_EQ(0, find_other_vf(vf, sizeof(vf)))
+	ASSERT_EQ(0, vnl_vf_of_vfio_pf(vf, sizeof(vf)))
 		TH_LOG("no VF of an NVMe PF on vfio-pci (the rig's second PF)");
 	ASSERT_EQ(0, vnl_pf_of_vf(vf, pf, sizeof(pf), &vfn)) TH_LOG("%s", vnl_err);
 

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -65,9 +66,35 @@ static int sysfs_link_base(const char *bdf, const char *link, char *out,
 	return 0;
 }
 
+/*
+ * struct vfio_device_bind_iommufd with the VF token of newer kernels
+ * (VFIO_DEVICE_BIND_FLAG_TOKEN): the uapi ABI, spelled out so the tests
+ * build against older uapi headers too.  A kernel without it refuses the
+ * flag with EINVAL.
+ */
+struct vnl_bind_iommufd {
+	uint32_t argsz;
+	uint32_t flags;
+	int32_t iommufd;
+	uint32_t out_devid;
+	uint64_t token_uuid_ptr;	/* offset 16: naturally 8-aligned */
+};
+
+#define VNL_BIND_FLAG_TOKEN	0x1u
+
+static void uuid_str(const uint8_t u[16], char *out)
+{
+	int i, n = 0;
+
+	for (i = 0; i < 16; i++)
+		n += sprintf(out + n, "%s%02x",
+			     i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "",
+			     u[i]);
+}
+
 static int open_cdev(struct vnl_dev *d)
 {
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct vnl_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
 	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
 	char path[PATH_MAX], name[64];
@@ -95,8 +122,16 @@ static int open_cdev(struct vnl_dev *d)
 	if (d->iommufd < 0)
 		return vnl_fail("open /dev/iommu");
 	bind.iommufd = d->iommufd;
+	if (d->vf_token) {
+		bind.flags |= VNL_BIND_FLAG_TOKEN;
+		bind.token_uuid_ptr = (uintptr_t)d->vf_token;
+	} else {
+		/* the size of the call without the token, as QEMU makes it */
+		bind.argsz = offsetof(struct vnl_bind_iommufd, token_uuid_ptr);
+	}
 	if (ioctl(d->device_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
-		return vnl_fail("VFIO_DEVICE_BIND_IOMMUFD");
+		return vnl_fail("VFIO_DEVICE_BIND_IOMMUFD%s",
+				d->vf_token ? " with a VF token" : "");
 	d->devid = bind.out_devid;
 	if (ioctl(d->iommufd, IOMMU_IOAS_ALLOC, &alloc))
 		return vnl_fail("IOMMU_IOAS_ALLOC");
@@ -139,9 +174,19 @@ static int open_group(struct vnl_dev *d)
 		return vnl_fail("VFIO_GROUP_SET_CONTAINER");
 	if (ioctl(d->container_fd, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
 		return vnl_fail("VFIO_SET_IOMMU type1v2");
-	d->device_fd = ioctl(d->group_fd, VFIO_GROUP_GET_DEVICE_FD, d->bdf);
+	if (d->vf_token) {
+		char name[96], u[40];
+
+		uuid_str(d->vf_token, u);
+		snprintf(name, sizeof(name), "%s vf_token=%s", d->bdf, u);
+		d->device_fd = ioctl(d->group_fd, VFIO_GROUP_GET_DEVICE_FD, name);
+	} else {
+		d->device_fd = ioctl(d->group_fd, VFIO_GROUP_GET_DEVICE_FD,
+				     d->bdf);
+	}
 	if (d->device_fd < 0)
-		return vnl_fail("VFIO_GROUP_GET_DEVICE_FD %s", d->bdf);
+		return vnl_fail("VFIO_GROUP_GET_DEVICE_FD %s%s", d->bdf,
+				d->vf_token ? " with a VF token" : "");
 	return 0;
 }
 
@@ -202,6 +247,26 @@ static int region_offset(struct vnl_dev *d, unsigned int index,
 int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 		 uint64_t iova, size_t dma_size)
 {
+	return vnl_dev_open_token(d, bdf, mode, NULL, iova, dma_size);
+}
+
+/**
+ * vnl_dev_open_token() - vnl_dev_open() with a VF token
+ * @d: device to fill
+ * @bdf: PCI address of a VF
+ * @mode: iommufd cdev (the token goes with VFIO_DEVICE_BIND_IOMMUFD) or
+ *	legacy container (with VFIO_GROUP_GET_DEVICE_FD, "BDF vf_token=UUID")
+ * @token: the UUID the PF's user set (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN), or
+ *	NULL for none
+ * @iova: IOVA of the arena
+ * @dma_size: size of the arena (page multiple)
+ *
+ * Return: 0 or a negative errno (with vnl_err set); @d is closed on error.
+ */
+int vnl_dev_open_token(struct vnl_dev *d, const char *bdf,
+		       enum vnl_iommu_mode mode, const uint8_t token[16],
+		       uint64_t iova, size_t dma_size)
+{
 	uint16_t cmd;
 	int ret;
 
@@ -209,6 +274,7 @@ int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 	vnl_dev_reset_fds(d);
 	snprintf(d->bdf, sizeof(d->bdf), "%s", bdf);
 	d->mode = mode;
+	d->vf_token = token;
 	errno = 0;
 
 	ret = mode == VNL_IOMMUFD ? open_cdev(d) : open_group(d);
@@ -485,4 +551,72 @@ int vnl_irq_count(struct vnl_dev *d, int vec, int timeout_ms)
 	if (read(pfd.fd, &cnt, sizeof(cnt)) != sizeof(cnt))
 		return errno == EAGAIN ? 0 : -errno;
 	return (int)cnt;
+}
+
+/**
+ * vnl_vf_of_vfio_pf() - a VF of an NVMe PF bound to vfio-pci
+ * @vf: filled with the VF's PCI address
+ * @len: size of @vf
+ *
+ * The rig's second PF is bound to vfio-pci with one VF (vfio-pci's
+ * sriov_configure, enable_sriov=1).
+ *
+ * Return: 0, or -ENOENT when there is none.
+ */
+int vnl_vf_of_vfio_pf(char *vf, size_t len)
+{
+	char bdfs[8][32];
+	int i, n;
+
+	n = vnl_vfs_bound_to("vfio-pci", bdfs, 8);
+	for (i = 0; i < n; i++)
+		if (!vnl_pf_vf_bdf(bdfs[i], 0, vf, len))
+			return 0;
+	errno = ENOENT;
+	return -ENOENT;
+}
+
+/**
+ * vnl_set_vf_token() - set the VF token of a PF bound to vfio-pci
+ * @pf_bdf: the PF
+ * @token: the UUID its VFs are opened with from now on
+ *
+ * Opens the PF through iommufd, sets the token
+ * (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN) and closes it again: the token stays.
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_set_vf_token(const char *pf_bdf, const uint8_t token[16])
+{
+	uint64_t buf[(sizeof(struct vfio_device_feature) + 16) / 8];
+	struct vfio_device_feature *f = (void *)buf;
+	struct vnl_dev pf;
+	int ret;
+
+	ret = vnl_dev_open(&pf, pf_bdf, VNL_IOMMUFD, 0x10000000ull, 4096);
+	if (ret)
+		return ret;
+	f->argsz = sizeof(buf);
+	f->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN;
+	memcpy(f->data, token, 16);
+	ret = ioctl(pf.device_fd, VFIO_DEVICE_FEATURE, f) ?
+		vnl_fail("%s: VFIO_DEVICE_FEATURE_PCI_VF_TOKEN", pf_bdf) : 0;
+	vnl_dev_close(&pf);
+	return ret;
+}
+
+/**
+ * vnl_bind() - bind a PCI function to a driver
+ * @bdf: the function
+ * @driver: the driver's name (driver_override)
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_bind(const char *bdf, const char *driver)
+{
+	int ret;
+
+	vnl_sysfs_write(bdf, "driver/unbind", bdf);
+	ret = vnl_sysfs_write(bdf, "driver_override", driver);
+	return ret ? ret : vnl_probe_driver(bdf);
 }

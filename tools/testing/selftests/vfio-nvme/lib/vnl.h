@@ -34,6 +34,8 @@ struct vnl_dev {
 	uint64_t cfg_off;
 	uint64_t bar0_off;
 	uint64_t bar0_size;
+	/* the VF token given at open (vnl_dev_open_token()), if any */
+	const uint8_t *vf_token;
 	int irq_fds[VNL_MAX_IRQS];
 	int nirqs;
 	/* DMA arena, bump allocated */
@@ -48,6 +50,12 @@ extern char vnl_err[256];
 
 int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 		 uint64_t iova, size_t dma_size);
+int vnl_dev_open_token(struct vnl_dev *d, const char *bdf,
+		       enum vnl_iommu_mode mode, const uint8_t token[16],
+		       uint64_t iova, size_t dma_size);
+int vnl_vf_of_vfio_pf(char *vf, size_t len);
+int vnl_set_vf_token(const char *pf_bdf, const uint8_t token[16]);
+int vnl_bind(const char *bdf, const char *driver);
 void vnl_dev_close(struct vnl_dev *d);
 int vnl_dev_map_arena_of(struct vnl_dev *d, const struct vnl_dev *src);
 int vnl_dev_reset(struct vnl_dev *d);
