@@ -32,6 +32,7 @@
 #include "qapi/visitor.h"
 #include "system/block-backend.h"
 #include "system/dma.h"
+#include "exec/memory.h"
 #include "hw/pci/msix.h"
 #include "hw/pci/pcie_sriov.h"
 
@@ -850,6 +851,69 @@ BlockAIOCB *nvme_lm_dma_blk_read(NvmeCtrl *n, BlockBackend *blk,
 }
 
 /* ------------------------------------------------------------------------ */
+/* DMA the model does on its own (CDQ entries, shadow doorbells)            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Whether [@addr, @addr + @len) of @n's DMA address space (through the
+ * IOMMU, if any) is writable guest RAM: not MMIO (a BAR of this or
+ * another controller), not a ROM, not a RAM device.
+ */
+static bool nvme_lm_dma_is_ram(NvmeCtrl *n, uint64_t addr, uint64_t len)
+{
+    AddressSpace *as = pci_get_address_space(PCI_DEVICE(n));
+
+    if (addr + len < addr) {
+        return false;
+    }
+
+    RCU_READ_LOCK_GUARD();
+    while (len) {
+        hwaddr xlat, l = len;
+        MemoryRegion *mr = address_space_translate(as, addr, &xlat, &l, true,
+                                                   MEMTXATTRS_UNSPECIFIED);
+
+        if (!l || !memory_region_is_ram(mr) || mr->readonly ||
+            memory_region_is_ram_device(mr) || memory_region_is_romd(mr)) {
+            return false;
+        }
+        addr += l;
+        len -= l;
+    }
+
+    return true;
+}
+
+/*
+ * A DMA write the model makes on its own behalf, not for a command of the
+ * controller doing it: it may run in another controller's context (a VF's
+ * I/O completion posting into its MMC's CDQ).  The re-entrancy guards of
+ * @n and of its MMC @mmc are engaged while it runs, so a write that lands
+ * on a BAR of either (CC of the PF, say) is refused instead of resetting
+ * the controller under the caller.  Only RAM is written.
+ */
+static MemTxResult nvme_lm_dma_write(NvmeCtrl *n, NvmeCtrl *mmc, uint64_t addr,
+                                     const void *buf, uint64_t len)
+{
+    MemReentrancyGuard *g = &DEVICE(n)->mem_reentrancy_guard;
+    MemReentrancyGuard *mg = mmc ? &DEVICE(mmc)->mem_reentrancy_guard : g;
+    bool engaged = g->engaged_in_io, mengaged = mg->engaged_in_io;
+    MemTxResult r;
+
+    if (!nvme_lm_dma_is_ram(n, addr, len)) {
+        return MEMTX_DECODE_ERROR;
+    }
+
+    g->engaged_in_io = true;
+    mg->engaged_in_io = true;
+    r = pci_dma_write(PCI_DEVICE(n), addr, buf, len);
+    mg->engaged_in_io = mengaged;
+    g->engaged_in_io = engaged;
+
+    return r;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Controller Data Queue                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -903,7 +967,6 @@ static uint64_t nvme_lm_cdq_slot_addr(NvmeCdq *q, uint32_t slot)
 static void nvme_lm_cdq_post(NvmeCdq *q, NvmeLmMqe *e)
 {
     NvmeCtrl *n = q->owner;
-    PCIDevice *pci = PCI_DEVICE(n);
     uint32_t avail = q->nslots - 1 - nvme_lm_cdq_used(q);
     uint32_t slot = q->tail;
     uint64_t addr;
@@ -935,14 +998,14 @@ static void nvme_lm_cdq_post(NvmeCdq *q, NvmeLmMqe *e)
 
     /* the byte holding the phase tag is written last */
     addr = nvme_lm_cdq_slot_addr(q, slot);
-    if (pci_dma_write(pci, addr, e, offsetof(NvmeLmMqe, lbamqa))) {
+    if (nvme_lm_dma_write(n, n, addr, e, offsetof(NvmeLmMqe, lbamqa))) {
         qemu_log_mask(LOG_GUEST_ERROR, "nvme-lm: CDQ %u: write to 0x%"
                       PRIx64 " failed\n", q->cdqid, addr);
     }
     /* entry body visible before the phase tag that validates it */
     smp_wmb();
-    if (pci_dma_write(pci, addr + offsetof(NvmeLmMqe, lbamqa), &e->lbamqa,
-                      1)) {
+    if (nvme_lm_dma_write(n, n, addr + offsetof(NvmeLmMqe, lbamqa),
+                          &e->lbamqa, 1)) {
         qemu_log_mask(LOG_GUEST_ERROR, "nvme-lm: CDQ %u: write to 0x%"
                       PRIx64 " failed\n", q->cdqid, addr);
     }
@@ -1097,6 +1160,20 @@ static uint16_t nvme_lm_cdq_create(NvmeCtrl *n, NvmeRequest *req)
 
             if (i && prps[i] != prps[i - 1] + psz) {
                 nranges++;
+            }
+        }
+    }
+
+    /* the queue must be host memory: not a BAR, not CMB/PMR */
+    if (pc) {
+        if (!nvme_lm_dma_is_ram(n, prp1, (uint64_t)nslots *
+                                sizeof(NvmeLmMqe))) {
+            return NVME_INVALID_FIELD | NVME_DNR;
+        }
+    } else {
+        for (uint32_t i = 0; i < nprps; i++) {
+            if (!nvme_lm_dma_is_ram(n, prps[i], psz)) {
+                return NVME_INVALID_FIELD | NVME_DNR;
             }
         }
     }
@@ -1395,6 +1472,8 @@ static void nvme_lm_suspend_done(NvmeCtrl *t)
 {
     NvmeLm *tl = t->lm;
     GSList *reqs = tl->suspend_reqs;
+    NvmeCtrl *mmc = nvme_lm_mmc_of(t);
+    uint32_t mmc_resets = mmc ? mmc->lm->ctrl_resets : 0;
     bool dudmq = false;
 
     tl->suspend_ts = nvme_lm_timestamp_now(t);
@@ -1414,12 +1493,24 @@ static void nvme_lm_suspend_done(NvmeCtrl *t)
         nvme_lm_cdq_free(tl->udmq);
     }
 
+    /*
+     * The parked Suspend commands are the MMC's: if it was reset meanwhile
+     * they went with its admin queue, and their requests with it.
+     */
+    if (!mmc || mmc->lm->ctrl_resets != mmc_resets) {
+        g_slist_free_full(reqs, g_free);
+        return;
+    }
+
     for (GSList *l = reqs; l; l = l->next) {
         NvmeRequest *req = ((NvmeLmSuspendReq *)l->data)->req;
-        NvmeCtrl *mmc = nvme_ctrl(req);
+        NvmeCQueue *cq = mmc->cq[req->sq->cqid];
 
+        if (!cq || mmc->sq[req->sq->sqid] != req->sq) {
+            continue;
+        }
         req->status = NVME_SUCCESS;
-        nvme_enqueue_req_completion(mmc->cq[req->sq->cqid], req);
+        nvme_enqueue_req_completion(cq, req);
     }
 
     g_slist_free_full(reqs, g_free);
@@ -1459,19 +1550,27 @@ static void nvme_lm_hold_timer_cb(void *opaque)
 static void nvme_lm_kick(NvmeCtrl *t)
 {
     PCIDevice *pci = PCI_DEVICE(t);
+    NvmeCtrl *mmc = nvme_lm_mmc_of(t);
+    uint32_t v;
 
     if (!t->sq[0] || !t->cq[0]) {
         return;
     }
 
-    /* admin shadow doorbells are kept in sync by the controller */
+    /*
+     * Admin shadow doorbells are kept in sync by the controller; from the
+     * MMC's context, with both guards engaged (nvme_lm_dma_write()).
+     */
     if (t->dbbuf_enabled) {
-        stl_le_pci_dma(pci, t->admin_sq.db_addr, t->admin_sq.tail,
-                       MEMTXATTRS_UNSPECIFIED);
+        v = cpu_to_le32(t->admin_sq.tail);
+        nvme_lm_dma_write(t, mmc, t->admin_sq.db_addr, &v, sizeof(v));
         nvme_lm_track_write(t, t->admin_sq.db_addr, sizeof(uint32_t));
-        stl_le_pci_dma(pci, t->admin_cq.db_addr, t->admin_cq.head,
-                       MEMTXATTRS_UNSPECIFIED);
+        v = cpu_to_le32(t->admin_cq.head);
+        nvme_lm_dma_write(t, mmc, t->admin_cq.db_addr, &v, sizeof(v));
         nvme_lm_track_write(t, t->admin_cq.db_addr, sizeof(uint32_t));
+        if (!t->sq[0] || !t->cq[0]) {
+            return;
+        }
     }
 
     for (unsigned i = 0; i <= t->params.max_ioqpairs; i++) {
@@ -3389,6 +3488,26 @@ uint16_t nvme_lm_identify_csf(NvmeCtrl *n, NvmeRequest *req)
 /* ------------------------------------------------------------------------ */
 /* Resets                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * VF @vf_index of @pf went away (VF Enable cleared or NumVFs lowered): the
+ * memory the MMC kept for it, its tracking bitmaps and a Set Controller
+ * State buffer received in part, is given back at once instead of at the
+ * next reset of the MMC.
+ */
+void nvme_lm_vf_disabled(NvmeCtrl *pf, unsigned vf_index)
+{
+    NvmeCtrl *vf = nvme_lm_vf_obj(pf, vf_index);
+    NvmeLm *vl = vf ? vf->lm : NULL;
+
+    if (!vl || !nvme_lm_is_mmc(pf)) {
+        return;
+    }
+
+    nvme_lm_track_free(vl->track);
+    vl->track = NULL;
+    nvme_lm_set_reset(&vl->set);
+}
 
 void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
 {

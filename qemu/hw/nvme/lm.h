@@ -64,6 +64,7 @@ void nvme_lm_cqes_posted(NvmeCtrl *n);
 /* Called first thing in nvme_ctrl_reset() (CLR / FLR / disable). */
 void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst);
 bool nvme_lm_abort(NvmeCtrl *mmc, uint16_t cid);
+void nvme_lm_vf_disabled(NvmeCtrl *pf, unsigned vf_index);
 
 /* User data logging: every completion, and every deallocated DSM range. */
 void nvme_lm_req_completed(NvmeCtrl *n, NvmeRequest *req);
