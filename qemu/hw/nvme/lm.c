@@ -2268,7 +2268,7 @@ static uint16_t nvme_lm_parse_vs(NvmeCtrl *t, const uint8_t *p, uint64_t len,
     ps->ioqpairs = le16_to_cpu(h->conf_ioqpairs);
     nq = ps->ioqpairs ? (ps->ioqpairs - 1) | ((ps->ioqpairs - 1) << 16) : 0;
     if (le32_to_cpu(h->num_queues) != nq) {
-        NVME_LM_BAD("Number of Queues %#x does not match %u queue pairs",
+        NVME_LM_BAD("Number of Queues 0x%x does not match %u queue pairs",
                     le32_to_cpu(h->num_queues), ps->ioqpairs);
         return NVME_INVALID_FIELD | NVME_DNR;
     }
