@@ -22,6 +22,19 @@
 #define ARENA_IOVA	0x10000000ull
 #define ARENA_SIZE	0x100000
 
+/* open @bdf with @token (or none) and close it again: 0 or the errno */
+static int try_open(const char *bdf, enum vnl_iommu_mode mode,
+		    const uint8_t *token)
+{
+	struct vnl_dev d;
+	int ret;
+
+	ret = vnl_dev_open_token(&d, bdf, mode, token, ARENA_IOVA, ARENA_SIZE);
+	if (!ret)
+		vnl_dev_close(&d);
+	return ret;
+}
+
 /*
  * A VF of a PF bound to vfio-pci, here bound to nvme-vfio-pci, opens only
  * with the VF token the PF's user set: through the group
@@ -38,7 +51,6 @@ TEST(vf_token_required_for_vf_of_vfio_pf)
 	};
 	static const uint8_t wrong[16] = { 1, 2, 3, 4, 5, 6, 7, 8,
 					   9, 10, 11, 12, 13, 14, 15, 16 };
-	struct vnl_dev d;
 	char vf[32], pfbdf[32];
 	int vfn, ret;
 
@@ -52,43 +64,19 @@ TEST(vf_token_required_for_vf_of_vfio_pf)
 	ASSERT_EQ(0, vnl_set_vf_token(pfbdf, token)) TH_LOG("%s", vnl_err);
 
 	/* the group path: every kernel checks the token there */
-	ret = vnl_dev_open(&d, vf, VNL_CONTAINER, ARENA_IOVA, ARENA_SIZE);
-	EXPECT_EQ(-EACCES, ret) TH_LOG("group, no token: %d %s", ret, vnl_err);
-	if (!ret)
-		vnl_dev_close(&d);
-	ret = vnl_dev_open_token(&d, vf, VNL_CONTAINER, wrong, ARENA_IOVA,
-				 ARENA_SIZE);
-	EXPECT_EQ(-EACCES, ret) TH_LOG("group, wrong token: %d %s", ret, vnl_err);
-	if (!ret)
-		vnl_dev_close(&d);
-	ret = vnl_dev_open_token(&d, vf, VNL_CONTAINER, token, ARENA_IOVA,
-				 ARENA_SIZE);
-	EXPECT_EQ(0, ret) TH_LOG("group, right token: %s", vnl_err);
-	if (!ret)
-		vnl_dev_close(&d);
+	EXPECT_EQ(-EACCES, try_open(vf, VNL_CONTAINER, NULL)) TH_LOG("group, no token");
+	EXPECT_EQ(-EACCES, try_open(vf, VNL_CONTAINER, wrong)) TH_LOG("group, wrong token");
+	EXPECT_EQ(0, try_open(vf, VNL_CONTAINER, token)) TH_LOG("group: %s", vnl_err);
 
 	/* the cdev: a kernel without VF tokens there refuses the flag */
-	ret = vnl_dev_open_token(&d, vf, VNL_IOMMUFD, wrong, ARENA_IOVA,
-				 ARENA_SIZE);
+	ret = try_open(vf, VNL_IOMMUFD, wrong);
 	if (ret == -EINVAL) {
 		TH_LOG("this kernel has no VF token on the cdev (EINVAL for the flag)");
-		ret = vnl_dev_open(&d, vf, VNL_IOMMUFD, ARENA_IOVA, ARENA_SIZE);
-		EXPECT_EQ(0, ret) TH_LOG("cdev: %s", vnl_err);
-		if (!ret)
-			vnl_dev_close(&d);
+		EXPECT_EQ(0, try_open(vf, VNL_IOMMUFD, NULL)) TH_LOG("cdev: %s", vnl_err);
 	} else {
-		EXPECT_EQ(-EACCES, ret) TH_LOG("cdev, wrong token: %d %s", ret, vnl_err);
-		if (!ret)
-			vnl_dev_close(&d);
-		ret = vnl_dev_open(&d, vf, VNL_IOMMUFD, ARENA_IOVA, ARENA_SIZE);
-		EXPECT_EQ(-EACCES, ret) TH_LOG("cdev, no token: %d %s", ret, vnl_err);
-		if (!ret)
-			vnl_dev_close(&d);
-		ret = vnl_dev_open_token(&d, vf, VNL_IOMMUFD, token, ARENA_IOVA,
-					 ARENA_SIZE);
-		EXPECT_EQ(0, ret) TH_LOG("cdev, right token: %s", vnl_err);
-		if (!ret)
-			vnl_dev_close(&d);
+		EXPECT_EQ(-EACCES, ret) TH_LOG("cdev, wrong token: %d", ret);
+		EXPECT_EQ(-EACCES, try_open(vf, VNL_IOMMUFD, NULL)) TH_LOG("cdev, no token");
+		EXPECT_EQ(0, try_open(vf, VNL_IOMMUFD, token)) TH_LOG("cdev: %s", vnl_err);
 	}
 
 	/* back to vfio-pci, as the rig set it up */
