@@ -53,13 +53,17 @@ done
 # the driver, as mainline has it
 d=drivers/vfio/pci/nvme
 mkdir -p "$d"
-syms=$(grep -rhoE 'NVMEVF_OOT_[A-Z0-9_]+' "$DRV"/*.c "$DRV"/*.h "$DRV/Makefile" | sort -u)
+# the driver's own sources (not build output such as *.mod.c)
+mapfile -t srcs < <(cd "$ROOT" && git ls-files -co --exclude-standard -- \
+	'drivers/vfio/pci/nvme/*.c' 'drivers/vfio/pci/nvme/*.h' |
+	grep -v -e '/probes/' -e '/compat\.h$' -e '\.mod\.c$' | sed "s|^|$ROOT/|")
+[ ${#srcs[@]} -gt 0 ] || die "make-series: no driver sources"
+syms=$(grep -rhoE 'NVMEVF_OOT_[A-Z0-9_]+' "${srcs[@]}" "$DRV/Makefile" | sort -u)
 undefs=()
 for s in $syms; do
 	undefs+=("-U$s")
 done
-for f in "$DRV"/*.c "$DRV"/*.h; do
-	case $(basename "$f") in compat.h) continue ;; esac
+for f in "${srcs[@]}"; do
 	rc=0
 	unifdef "${undefs[@]}" -o "$d/$(basename "$f")" "$f" || rc=$?
 	[ $rc -le 1 ] || die "make-series: unifdef failed on $f"
