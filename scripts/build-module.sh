@@ -15,7 +15,9 @@ if [ "${2:-}" = --copy ]; then
 	dir=$CACHE/oot-$(basename "$(dirname "$kdir")")
 	log=$LOGDIR/module-build-$(basename "$(dirname "$kdir")").log
 	mkdir -p "$dir"
-	rsync -rlc --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
+	# sources only: not the build output of the source tree's own build
+	# (its *.mod lists objects built for the other kernel)
+	rsync -rlc --delete --filter=':- .gitignore' --exclude-from="$ROOT/.gitignore" \
 		"$ROOT/Kbuild" "$ROOT/drivers" "$dir/"
 fi
 run_logged "$log" make -C "$kdir" M="$dir" W=1 CONFIG_NVME_VFIO_PCI_KUNIT_TEST=m modules
