@@ -5,7 +5,8 @@
 #   run-vm.sh QEMU FWDIR KERNEL INITRD RUNDIR TIMEOUT [interactive]
 # Serial console goes to RUNDIR/console.log (or stdio when interactive);
 # the HMP monitor listens on RUNDIR/hmp.sock.  Exit status: QEMU's, 124
-# on timeout, 125 when the guest stalled (see RIG_STALL below).
+# on timeout, 125 when the guest stalled (see RIG_STALL below), 126 when it
+# stalled because TCG lost a local APIC EOI.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -54,7 +55,7 @@ if [ -n "$interactive" ]; then
 	exec "$qemu" "${args[@]}" -serial mon:stdio
 fi
 # Stall watchdog: a guest that prints nothing but kernel messages for
-# RIG_STALL seconds (default 480; the longest quiet phase, the nested L2
+# RIG_STALL seconds (default 300; the longest quiet phase, the nested L2
 # boot, prints a line a minute) is dumped (vCPU registers and halt state,
 # interrupt counts, both local APICs) and stopped at once, instead of
 # running into the timeout.
@@ -83,7 +84,7 @@ rm -f "$rundir"/core "$rundir"/core.* "$rundir/crash.log"
 		2> >(tee "$rundir/qemu.err" >&2)
 ) &
 qpid=$!
-stall=${RIG_STALL:-480} last=-1 quiet=0
+stall=${RIG_STALL:-300} last=-1 quiet=0
 while kill -0 $qpid 2>/dev/null; do
 	sleep 10
 	# progress is output other than kernel messages: a stalled guest
@@ -117,6 +118,23 @@ while kill -0 $qpid 2>/dev/null; do
 		} | tee -a "$rundir/stall.log" >&2
 		kill $qpid 2>/dev/null || true
 		wait $qpid 2>/dev/null || true
+		# TCG losing a local APIC EOI: a halted vCPU whose LAPIC still has
+		# a vector in service, so nothing of its priority (its own timer
+		# included) is delivered again.  The guest cannot cause or clear
+		# that; exit 126 tells the caller it may run the guest again.
+		if "$SYS_PYTHON" - "$rundir/stall.log" <<'PY'
+import re, sys
+log = open(sys.argv[1], errors="replace").read()
+halted = {int(c) for c in re.findall(r"CPU#(\d+)\nRIP=[^\n]*HLT=1", log)}
+isr = {int(c) for c, v in re.findall(
+    r"local APIC state for CPU (\d+).*?\nISR\t? *([^\n]*)", log, re.S)
+    if v.strip() and v.strip() != "(none)"}
+sys.exit(0 if halted & isr else 1)
+PY
+		then
+			echo "[rig] guest stalled with a halted vCPU holding a LAPIC vector in service (TCG lost an EOI)" >&2
+			exit 126
+		fi
 		exit 125
 	fi
 done
