@@ -167,7 +167,7 @@ def one_run(label, path, qemu_rc):
     rerun = os.path.join(os.path.dirname(path), 'rerun')
     if os.path.exists(rerun):
         with open(rerun, errors='replace') as f:
-            notes.append(f.read().strip())
+            notes += [l for l in f.read().splitlines() if l.strip()]
     # a QEMU that died of a signal: its message and backtraces (run-vm.sh)
     crash = []
     crash_log = os.path.join(os.path.dirname(path), 'crash.log')
