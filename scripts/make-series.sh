@@ -120,7 +120,10 @@ git add -A -f "$d" "$doc" drivers/vfio/pci/Kconfig drivers/vfio/pci/Makefile \
 git commit -q -F "$ROOT/patches/driver-commit-message.txt"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-git format-patch -q -1 --start-number 5 -o "$tmp" HEAD
+# a fixed abbreviation (the kernel's 12): git's default grows with the
+# number of objects it counts, which differs between a fresh and a packed
+# repository
+git -c core.abbrev=12 format-patch -q -1 --abbrev=12 --start-number 5 -o "$tmp" HEAD
 gen=$(ls "$tmp"/0005-*.patch)
 [ "$(basename "$gen")" = "$NAME" ] || die "make-series: unexpected patch name $(basename "$gen")"
 if [ "$mode" = --check ]; then
