@@ -8,6 +8,7 @@
 #   make shell      boot the rig with a shell on the serial console
 #   make lint       checkpatch --strict, W=1 and sparse on the kernel code
 #   make series     generate the in-tree driver patch of patches/linux-7.3/
+#   make fuzz       the device model's Set Controller State fuzzer (100k cases)
 #   make clean
 #
 # Builds are cached in $${XDG_CACHE_HOME:-~/.cache}/nvme-vfio-pci.
@@ -15,7 +16,7 @@
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: all module check demo bench shell lint series clean
+.PHONY: all module check demo bench shell lint series fuzz clean
 
 all: module
 
@@ -39,6 +40,9 @@ bench:
 
 shell:
 	@bash $(ROOT)/scripts/check.sh shell
+
+fuzz:
+	@bash $(ROOT)/scripts/fuzz.sh
 
 series:
 	@bash $(ROOT)/scripts/deps.sh

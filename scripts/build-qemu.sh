@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 # Build QEMU 10.0 (Debian trixie source package) with the project's hw/nvme
-# model and hook patches, x86_64-softmmu only, minimal device set.
+# model and hook patches, x86_64-softmmu only, minimal device set, and the
+# model's qtest (build/tests/qtest/nvme-lm-test).
 # Prints the path of qemu-system-x86_64 on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -95,8 +96,12 @@ if [ ! -e "$OUT/build/build.ninja" ]; then
 	echo "$PYTHONPATH" >"$(echo pyvenv/lib/python3*/site-packages)/rig-debdeps.pth"
 fi
 cd "$OUT/build"
-run_logged "$LOGDIR/qemu-build.log" make -j"$(nproc)" qemu-system-x86_64
+# the device model's qtest (qemu/tests/qtest/nvme-lm-test.c), run by
+# scripts/run-qtest.sh
+run_logged "$LOGDIR/qemu-build.log" make -j"$(nproc)" qemu-system-x86_64 \
+	tests/qtest/nvme-lm-test
 [ -x "$QEMU_BIN" ] || die "QEMU binary missing after build"
+[ -x "$OUT/build/tests/qtest/nvme-lm-test" ] || die "nvme-lm-test missing after build"
 
 # Firmware: the +ds package ships none; bookworm's SeaBIOS works.
 mkdir -p "$OUT/fw"

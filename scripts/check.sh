@@ -55,6 +55,14 @@ mkdir -p "$RUNDIR/tests"
 phase selftests bash "$ROOT/scripts/build-selftests.sh" "$KDIR" "$RUNDIR/tests"
 
 FW=$(dirname "$(dirname "$QEMU")")/fw
+# The device model on its own: the qtest with a short Set Controller State
+# fuzz (make fuzz runs 100k cases)
+host_results=()
+if [ "$MODE" = check ]; then
+	phase qtest bash "$ROOT/scripts/run-qtest.sh" "$QEMU" "$FW" "$RUNDIR/qtest.log" \
+		"${QTEST_FUZZ_CASES:-2000}"
+	host_results+=(--host model "$RUNDIR/qtest.log")
+fi
 # The end-to-end migration test (QEMU in the guest, an L2 VM) runs in check
 # and demo; E2E_BACKENDS="" skips it.  E2E_VF_OPTS adds options to QEMU's
 # -device vfio-pci (only to show what the test catches without them).
@@ -146,4 +154,4 @@ if [ "$MODE" = demo ]; then
 fi
 
 msg "total $(($(date +%s) - T0))s"
-exec /usr/bin/python3 "$ROOT/scripts/results.py" "${results[@]}"
+exec /usr/bin/python3 "$ROOT/scripts/results.py" "${results[@]}" "${host_results[@]}"

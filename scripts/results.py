@@ -62,7 +62,7 @@ def parse_block(name, lines, rc):
     seen = []           # indents of results since the last shallower one
     plan_top = None
     top_indent = None
-    top_count = 0
+    by_indent = {}      # results per indent (a plan may also come last)
     out = []
     for line in lines:
         out.append(line)
@@ -80,8 +80,7 @@ def parse_block(name, lines, rc):
         directive = (m.group(6) or '').strip()
         leaf = not any(k > indent for k in seen)
         seen = [k for k in seen if k < indent] + [indent]
-        if top_indent is not None and indent == top_indent:
-            top_count += 1
+        by_indent[indent] = by_indent.get(indent, 0) + 1
         if not leaf:
             continue
         if directive.upper().startswith('SKIP'):
@@ -92,6 +91,7 @@ def parse_block(name, lines, rc):
         else:
             failed += 1
             failures.append(f'{name}: {test}')
+    top_count = by_indent.get(top_indent, 0)
     if plan_top is None:
         failed += 1
         failures.append(f'{name}: no TAP plan')
@@ -108,8 +108,9 @@ def parse_block(name, lines, rc):
     return passed, failed, failures, out
 
 
-def one_run(label, path, qemu_rc):
-    """Results of one guest: (passed, failed, failures, splats, crash)."""
+def one_run(label, path, qemu_rc, host=False):
+    """Results of one guest (or, with @host, of a test run on the host):
+    (passed, failed, failures, splats, crash, notes)."""
     with open(path, errors='replace') as f:
         log = [l.rstrip('\r\n').replace('\r', '') for l in f]
     tag = f'{label} ' if label else ''
@@ -150,6 +151,11 @@ def one_run(label, path, qemu_rc):
 
     known, notes = known_splats(log)
     splats = [l for i, l in enumerate(log) if SPLAT.search(l) and i not in known]
+    if host:
+        if total_p == 0 and total_f == 0:
+            total_f += 1
+            all_failures.append('no test results at all')
+        return (total_p, total_f, [tag + fl for fl in all_failures], [], [], [])
     if splats:
         total_f += 1
         all_failures.append('kernel splat in console: ' + splats[0].strip())
@@ -182,17 +188,23 @@ def one_run(label, path, qemu_rc):
 def main():
     # results.py CONSOLE_LOG [QEMU_EXIT_STATUS]
     # results.py --run LABEL CONSOLE_LOG QEMU_EXIT_STATUS [--run ...]
+    #            [--host LABEL LOG ...]   (a test run on the host: TAP only)
     args = sys.argv[1:]
     runs = []
-    if args and args[0] == '--run':
+    if args and args[0] in ('--run', '--host'):
         while args:
+            if args[0] == '--host' and len(args) >= 3:
+                runs.append((args[1], args[2], 0, True))
+                args = args[3:]
+                continue
             if args[0] != '--run' or len(args) < 4:
-                print('usage: results.py --run LABEL LOG RC [--run ...]', file=sys.stderr)
+                print('usage: results.py --run LABEL LOG RC [--run ...] '
+                      '[--host LABEL LOG ...]', file=sys.stderr)
                 return 2
-            runs.append((args[1], args[2], int(args[3])))
+            runs.append((args[1], args[2], int(args[3]), False))
             args = args[4:]
     elif args:
-        runs.append(('', args[0], int(args[1]) if len(args) > 1 else 0))
+        runs.append(('', args[0], int(args[1]) if len(args) > 1 else 0, False))
     else:
         print('usage: results.py CONSOLE_LOG [QEMU_EXIT_STATUS]', file=sys.stderr)
         return 2
@@ -200,15 +212,16 @@ def main():
     total_p = total_f = 0
     failures, splats, crashes, knowns = [], [], [], []
     summary = []
-    for label, path, rc in runs:
-        p, f, fl, sp, cr, kn = one_run(label, path, rc)
+    for label, path, rc, host in runs:
+        p, f, fl, sp, cr, kn = one_run(label, path, rc, host)
         knowns += kn
         total_p, total_f = total_p + p, total_f + f
         failures += fl
         splats += sp
         crashes += cr
         if label:
-            summary.append(f'# kernel {label}: {p} passed, {f} failed')
+            what = 'host' if host else 'kernel'
+            summary.append(f'# {what} {label}: {p} passed, {f} failed')
 
     for fl in failures:
         print(f'FAILED: {fl}')
