@@ -283,22 +283,28 @@ static uint16_t identify(LmTest *t, LmCtrl *c, uint8_t cns, uint64_t buf)
     return admin(t, c, &cmd, NULL);
 }
 
-static void create_ioq(LmTest *t, LmCtrl *c)
+/* I/O queue pair @qid (contiguous, no interrupts, vector @iv) */
+static void create_ioq_at(LmTest *t, LmCtrl *c, uint16_t qid, uint16_t iv)
 {
     NvmeCmd cmd = { .opcode = NVME_ADM_CMD_CREATE_CQ };
 
-    queue_init(t, &c->ioq, 1, IO_DEPTH);
+    queue_init(t, &c->ioq, qid, IO_DEPTH);
     cmd.dptr.prp1 = cpu_to_le64(c->ioq.cq);
-    cmd.cdw10 = cpu_to_le32((IO_DEPTH - 1) << 16 | 1);
-    cmd.cdw11 = cpu_to_le32(1);
+    cmd.cdw10 = cpu_to_le32((IO_DEPTH - 1) << 16 | qid);
+    cmd.cdw11 = cpu_to_le32((uint32_t)iv << 16 | 1);
     g_assert_cmphex(SC(admin(t, c, &cmd, NULL)), ==, SC_SUCCESS);
 
     memset(&cmd, 0, sizeof(cmd));
     cmd.opcode = NVME_ADM_CMD_CREATE_SQ;
     cmd.dptr.prp1 = cpu_to_le64(c->ioq.sq);
-    cmd.cdw10 = cpu_to_le32((IO_DEPTH - 1) << 16 | 1);
-    cmd.cdw11 = cpu_to_le32(1 << 16 | 1);
+    cmd.cdw10 = cpu_to_le32((IO_DEPTH - 1) << 16 | qid);
+    cmd.cdw11 = cpu_to_le32((uint32_t)qid << 16 | 1);
     g_assert_cmphex(SC(admin(t, c, &cmd, NULL)), ==, SC_SUCCESS);
+}
+
+static void create_ioq(LmTest *t, LmCtrl *c)
+{
+    create_ioq_at(t, c, 1, 0);
 }
 
 static uint16_t rw(LmTest *t, LmCtrl *c, uint8_t opc, uint64_t lba,
@@ -346,17 +352,23 @@ static void vf_flr(LmTest *t, LmCtrl *vf)
 }
 
 /*
- * Virtualization Management: offline, 4 VQ and 2 VI resources, an FLR (the
- * controller takes its resources then), online; then enable the VF.
+ * Virtualization Management: offline, @nvq VQ and @nvi VI resources, an FLR
+ * (the controller takes its resources then), online; then enable the VF.
  */
-static void vf_online(LmTest *t, LmCtrl *vf)
+static void vf_online_res(LmTest *t, LmCtrl *vf, uint16_t nvq, uint16_t nvi)
 {
     g_assert_cmphex(virt_mgmt(t, vf->cntlid, VM_OFFLINE, 0, 0), ==, 0);
-    g_assert_cmphex(virt_mgmt(t, vf->cntlid, VM_ASSIGN, 0, 4), ==, 0);
-    g_assert_cmphex(virt_mgmt(t, vf->cntlid, VM_ASSIGN, 1, 2), ==, 0);
+    g_assert_cmphex(virt_mgmt(t, vf->cntlid, VM_ASSIGN, 0, nvq), ==, 0);
+    g_assert_cmphex(virt_mgmt(t, vf->cntlid, VM_ASSIGN, 1, nvi), ==, 0);
     vf_flr(t, vf);
     g_assert_cmphex(virt_mgmt(t, vf->cntlid, VM_ONLINE, 0, 0), ==, 0);
     ctrl_enable(t, vf);
+}
+
+/* 4 VQ (3 I/O queue pairs) and 2 VI */
+static void vf_online(LmTest *t, LmCtrl *vf)
+{
+    vf_online_res(t, vf, 4, 2);
 }
 
 /* VF Enable with NR_VFS VFs, each VF's secondary controller online */
@@ -859,6 +871,82 @@ static void test_track_memory(void)
     lm_end(&t);
 }
 
+/* NVMECS offsets in a state with one I/O queue pair (tp4159.md 3.3) */
+#define ST_SQ0          (HDR_LEN + 8)
+#define ST_CQ0          (ST_SQ0 + 24)
+#define ST_VS(b)        (HDR_LEN + 4 * ldq_le_p((b) + 16))
+
+/* point the state's queue pair at @qid and its CQ at vector @iv */
+static void state_set_ioq(uint8_t *b, uint16_t qid, uint16_t iv)
+{
+    stw_le_p(b + ST_SQ0 + 10, qid);
+    stw_le_p(b + ST_SQ0 + 12, qid);
+    stw_le_p(b + ST_CQ0 + 10, qid);
+    stw_le_p(b + ST_CQ0 + 18, iv);
+}
+
+/*
+ * Bounds: a state that needs more queue pairs or interrupt vectors than
+ * the destination VF was given is refused, from the source's grant and,
+ * with the grant forced down, from each queue's QID, vector and size.
+ */
+static void test_state_bounds(void)
+{
+    LmTest t;
+    LmCtrl *src = &t.vf[0], *dst = &t.vf[1];
+    g_autofree uint8_t *st = g_malloc(2 * PAGE);
+    g_autofree uint8_t *b = g_malloc(2 * PAGE);
+    uint32_t len, vs;
+    uint16_t msix;
+
+    lm_start(&t);
+    vf_online_res(&t, dst, 2, 1);               /* 1 I/O queue pair, 1 vector */
+    /* vectors other than 0 need MSI-X (all masked: no interrupt is sent) */
+    msix = find_cap(&t, src->devfn, PCI_CAP_ID_MSIX);
+    g_assert_cmpint(msix, !=, 0);
+    cfg_writew(&t, src->devfn, msix + PCI_MSIX_FLAGS,
+               PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    create_ioq_at(&t, src, 3, 1);
+    g_assert_cmphex(suspend(&t, src), ==, 0);
+    len = get_whole_state(&t, src, st);
+    g_assert_cmpuint(lduw_le_p(st + HDR_LEN + 2), ==, 1);       /* NIOSQ */
+    g_assert_cmpuint(lduw_le_p(st + ST_SQ0 + 10), ==, 3);
+    g_assert_cmpuint(lduw_le_p(st + ST_CQ0 + 18), ==, 1);
+    vs = ST_VS(st);
+
+    g_assert_cmphex(suspend(&t, dst), ==, 0);
+    qtest_memwrite(t.qts, t.buf, st, len);
+    g_assert_cmphex(SC(set_state(&t, dst, SEQ_ONLY, t.buf, len, 0)), ==,
+                    SC_INVALID_FLD);
+
+    /* the source's grant forced down to what the destination has */
+    memcpy(b, st, len);
+    stw_le_p(b + vs + 64, 1);                   /* conf_ioqpairs */
+    stw_le_p(b + vs + 66, 1);                   /* conf_msix_qsize */
+    stl_le_p(b + vs + 120, 0);                  /* Number of Queues */
+    qtest_memwrite(t.qts, t.buf, b, len);
+    g_assert_cmphex(SC(set_state(&t, dst, SEQ_ONLY, t.buf, len, 0)), ==,
+                    SC_INVALID_FLD);            /* QID 3 */
+    state_set_ioq(b, 1, 1);
+    qtest_memwrite(t.qts, t.buf, b, len);
+    g_assert_cmphex(SC(set_state(&t, dst, SEQ_ONLY, t.buf, len, 0)), ==,
+                    SC_INVALID_FLD);            /* vector 1 */
+    state_set_ioq(b, 1, 0);
+    stw_le_p(b + ST_SQ0 + 8, 0xffff);           /* QSIZE beyond MQES */
+    qtest_memwrite(t.qts, t.buf, b, len);
+    g_assert_cmphex(SC(set_state(&t, dst, SEQ_ONLY, t.buf, len, 0)), ==,
+                    SC_INVALID_FLD);
+    stw_le_p(b + ST_SQ0 + 8, IO_DEPTH - 1);
+    qtest_memwrite(t.qts, t.buf, b, len);
+    g_assert_cmphex(set_state(&t, dst, SEQ_ONLY, t.buf, len, 0), ==, 0);
+
+    ctrl_enable(&t, dst);
+    g_assert_cmphex(identify(&t, dst, NVME_ID_CNS_CTRL, t.buf), ==, 0);
+    g_assert_cmphex(resume(&t, src), ==, 0);
+    g_assert_cmphex(rw(&t, src, NVME_CMD_READ, 0, t.buf), ==, 0);
+    lm_end(&t);
+}
+
 /* Track Memory Changes of @vf over @nr ranges of 4 pages from @area */
 static uint16_t track_start(LmTest *t, LmCtrl *vf, uint64_t area, uint32_t nr)
 {
@@ -1121,6 +1209,7 @@ int main(int argc, char **argv)
     qtest_add_func("/nvme-lm/identify", test_identify);
     qtest_add_func("/nvme-lm/suspend-resume", test_suspend_resume);
     qtest_add_func("/nvme-lm/state-roundtrip", test_state_roundtrip);
+    qtest_add_func("/nvme-lm/state-bounds", test_state_bounds);
     qtest_add_func("/nvme-lm/cdq", test_cdq);
     qtest_add_func("/nvme-lm/cdq-over-bar", test_cdq_over_bar);
     qtest_add_func("/nvme-lm/track-memory", test_track_memory);
