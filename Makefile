@@ -3,12 +3,13 @@
 #
 #   make            build nvme-vfio-pci.ko (against KDIR, default: the rig's kernel)
 #   make check      build everything, lint, boot the rig, run KUnit + kselftests
+#   make check-debug  the suite on the debug guest kernel (KASAN, UBSAN, kmemleak)
 #   make demo       boot the rig and show the PF/VF topology and Identify results
 #   make bench      boot the rig and print the DMA logging benchmark table
 #   make shell      boot the rig with a shell on the serial console
 #   make lint       checkpatch --strict, W=1 and sparse on the kernel code
 #   make series     generate the in-tree driver patch of patches/linux-7.3/
-#   make fuzz       the device model's Set Controller State fuzzer (100k cases)
+#   make fuzz       the fuzzers, long runs (model: 100k states, driver: 10k streams)
 #   make clean
 #
 # Builds are cached in $${XDG_CACHE_HOME:-~/.cache}/nvme-vfio-pci.
@@ -16,7 +17,7 @@
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: all module check demo bench shell lint series fuzz clean
+.PHONY: all module check check-debug demo bench shell lint series fuzz clean
 
 all: module
 
@@ -31,6 +32,9 @@ module:
 
 check:
 	@bash $(ROOT)/scripts/check.sh check
+
+check-debug:
+	@bash $(ROOT)/scripts/check.sh check-debug
 
 demo:
 	@bash $(ROOT)/scripts/check.sh demo

@@ -5,7 +5,9 @@
 # scripts/kconfig/rig.config (+ rig-VERSION.config where there is one: 7.3
 # builds the in-tree driver and its KUnit modules).  Prints the build dir
 # (KDIR).
-#   build-kernel.sh [rig|l2] [VERSION]    (VERSION: 6.12 or 7.3, default 6.12)
+#   build-kernel.sh [rig|debug|l2] [VERSION]  (VERSION: 6.12 or 7.3, default 6.12)
+# "debug" is the rig kernel plus scripts/kconfig/debug.config (KASAN, UBSAN,
+# kmemleak, debug objects; make check-debug), built in <cache>/linux-debug-VER.
 # "l2" is the small kernel of the end-to-end test's L2 guest: the 6.12
 # source tree (built by "rig" first), tinyconfig + scripts/kconfig/l2.config,
 # bzImage only.
@@ -18,7 +20,11 @@ set -euo pipefail
 
 FLAVOUR=${1:-rig}
 VER=${2:-6.12}
-[ "$FLAVOUR" = rig ] || VER=6.12
+case $FLAVOUR in
+rig|debug) ;;
+l2) VER=6.12 ;;
+*) die "build-kernel.sh: unknown flavour '$FLAVOUR' (rig, debug or l2)" ;;
+esac
 kernel_source "$VER"
 TARBALL=$KTARBALL
 PKGVER=$KPKGVER
@@ -74,6 +80,7 @@ FRAGS=("$ROOT/scripts/kconfig/rig.config")
 if [ -f "$ROOT/scripts/kconfig/rig-$VER.config" ]; then
 	FRAGS+=("$ROOT/scripts/kconfig/rig-$VER.config")
 fi
+[ "$FLAVOUR" = debug ] && FRAGS+=("$ROOT/scripts/kconfig/debug.config")
 KEY=$( (echo "$PKGVER"
 	hash_files "$ROOT/patches/linux-$VER" "${FRAGS[@]}" \
 		"$ROOT/scripts/build-kernel.sh") |
@@ -81,6 +88,7 @@ KEY=$( (echo "$PKGVER"
 # 6.12 keeps the directory it always had
 OUT=$CACHE/linux
 [ "$VER" = 6.12 ] || OUT=$CACHE/linux-$VER
+[ "$FLAVOUR" = rig ] || OUT=$CACHE/linux-$FLAVOUR-$VER
 KSRC=$OUT/src
 KDIR=$OUT/build
 
@@ -114,10 +122,12 @@ rsync -rlc --delete "$tree/" "$KSRC/"
 rm -rf "$stage"
 
 mkdir -p "$KDIR"
-configure "$KSRC" "$KDIR" "$LOGDIR/kernel-$VER-config.log" "${FRAGS[@]}"
+L=kernel-$VER
+[ "$FLAVOUR" = rig ] || L=kernel-$FLAVOUR-$VER
+configure "$KSRC" "$KDIR" "$LOGDIR/$L-config.log" "${FRAGS[@]}"
 
-run_logged "$LOGDIR/kernel-$VER-build.log" make -C "$KSRC" O="$KDIR" -j"$(nproc)" bzImage modules
+run_logged "$LOGDIR/$L-build.log" make -C "$KSRC" O="$KDIR" -j"$(nproc)" bzImage modules
 rm -rf "$OUT/headers"
-run_logged "$LOGDIR/kernel-$VER-headers.log" make -C "$KSRC" O="$KDIR" headers_install INSTALL_HDR_PATH="$OUT/headers"
+run_logged "$LOGDIR/$L-headers.log" make -C "$KSRC" O="$KDIR" headers_install INSTALL_HDR_PATH="$OUT/headers"
 echo "$KEY" >"$OUT/.key"
 echo "$KDIR"

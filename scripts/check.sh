@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # make check / make demo / make shell: build everything (cached), lint, boot
 # the rig and turn the guest's KTAP/TAP into "N passed, M failed".
-#   check.sh [check|demo|bench|shell]
+#   check.sh [check|check-debug|demo|bench|shell]
+# check-debug: the full suite on the debug flavour of the guest kernel
+# (scripts/kconfig/debug.config: KASAN, UBSAN, kmemleak, debug objects;
+# default RIG_KERNEL=7.3, no end-to-end test unless E2E_BACKENDS is set).
 # Environment: TESTS="vf_basic_test ..." (default all), TEST_ARGS="-t name"
 # (kselftest harness filter), RIG_TIMEOUT (seconds, default 1800),
 # RIG_KERNEL="6.12 7.3" (the guest kernels; check runs the suite on each,
@@ -12,6 +15,13 @@ set -euo pipefail
 
 MODE=${1:-check}
 RUNDIR=$CACHE/run-$MODE
+FLAVOUR=rig
+if [ "$MODE" = check-debug ]; then
+	FLAVOUR=debug
+	MODE=check
+	RIG_KERNEL=${RIG_KERNEL:-7.3}
+	E2E_BACKENDS=${E2E_BACKENDS-}
+fi
 T0=$(date +%s)
 msg "cache: $CACHE   mode: $MODE"
 
@@ -24,7 +34,7 @@ fi
 for v in $KERNELS; do
 	case " $RIG_KERNELS " in *" $v "*) ;; *) die "RIG_KERNEL: unknown kernel '$v' (the rig runs: $RIG_KERNELS)" ;; esac
 done
-msg "guest kernels: $KERNELS"
+msg "guest kernels: $KERNELS$([ "$FLAVOUR" = rig ] || echo " ($FLAVOUR flavour)")"
 
 phase deps bash "$ROOT/scripts/deps.sh"
 phase qemu bash -c "bash '$ROOT/scripts/build-qemu.sh' >'$CACHE/.qemu-path'"
@@ -37,11 +47,21 @@ for v in $(printf '%s\n' 6.12 $KERNELS | awk '!seen[$0]++'); do
 	KDIRS[$v]=$(cat "$CACHE/.kdir-path-$v")
 done
 KDIR=${KDIRS[6.12]}
+# the debug flavour: the guests' kernels (lint and the selftests keep the
+# rig's 6.12 tree)
+if [ "$FLAVOUR" = debug ]; then
+	for v in $KERNELS; do
+		phase "kernel-debug-$v" bash -c "bash '$ROOT/scripts/build-kernel.sh' debug $v >'$CACHE/.kdir-path-debug-$v'"
+		KDIRS[$v]=$(cat "$CACHE/.kdir-path-debug-$v")
+	done
+fi
 # The out-of-tree build, from the same files against each kernel: the
 # module loaded into the 6.12 guest is built last, in the source tree
 for v in $KERNELS; do
-	[ "$v" = 6.12 ] && continue
-	phase "module-$v" bash "$ROOT/scripts/build-module.sh" "${KDIRS[$v]}" --copy
+	[ "$v" = 6.12 ] && [ "$FLAVOUR" = rig ] && continue
+	name=module-$v
+	[ "$FLAVOUR" = rig ] || name=module-$FLAVOUR-$v
+	phase "$name" bash "$ROOT/scripts/build-module.sh" "${KDIRS[$v]}" --copy
 done
 phase module-6.12 bash "$ROOT/scripts/build-module.sh" "$KDIR"
 if [ "$MODE" = check ]; then
@@ -87,6 +107,8 @@ TEST_ARGS="${TEST_ARGS:-}"
 E2E_BACKENDS="$E2E_BACKENDS"
 E2E_ROUNDS=${E2E_ROUNDS:-1}
 E2E_VF_OPTS="${E2E_VF_OPTS:-}"
+STREAM_FUZZ_CASES="${STREAM_FUZZ_CASES:-}"
+STREAM_FUZZ_SEED="${STREAM_FUZZ_SEED:-}"
 EOT
 # One guest per kernel, each in RUNDIR/vm-VERSION: the 6.12 guest loads the
 # out-of-tree module, the 7.3 guest the in-tree one of its own build.
@@ -95,7 +117,11 @@ for v in $KERNELS; do
 	vmdir=$RUNDIR/vm-$v
 	mkdir -p "$vmdir"
 	moddir=$ROOT/drivers/vfio/pci/nvme
-	[ "$v" = 6.12 ] || moddir=${KDIRS[$v]}/drivers/vfio/pci/nvme
+	if [ "$v" != 6.12 ]; then
+		moddir=${KDIRS[$v]}/drivers/vfio/pci/nvme
+	elif [ "$FLAVOUR" = debug ]; then
+		moddir=$CACHE/oot-$(basename "$(dirname "${KDIRS[$v]}")")/drivers/vfio/pci/nvme
+	fi
 	phase "initramfs-$v" bash "$ROOT/scripts/mkinitramfs.sh" "$vmdir/initramfs.cpio" \
 		"$moddir" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT
 	KERNEL=${KDIRS[$v]}/arch/x86/boot/bzImage

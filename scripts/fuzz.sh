@@ -1,20 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
-# make fuzz: the device model's Set Controller State fuzzer, FUZZ_CASES
-# mutated states (default 100000) fed to a suspended VF of the rig's QEMU
-# by the qtest; each one must end in a status, with QEMU alive and the VF
-# answering Identify after a reset.  NVME_LM_FUZZ_SEED repeats a run.
+# make fuzz: the two fuzzers with long runs, through make check's phases
+# with only the fuzzing tests selected:
+#  - the device model's Set Controller State fuzzer (qtest on the host),
+#    QTEST_FUZZ_CASES mutated states (default 100000);
+#  - the driver's stream fuzzer (migration_test mig.stream_fuzz in the
+#    guest of FUZZ_KERNEL, default 6.12), STREAM_FUZZ_CASES streams
+#    (default 10000).
+# NVME_LM_FUZZ_SEED and STREAM_FUZZ_SEED repeat a run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-T0=$(date +%s)
-phase deps bash "$ROOT/scripts/deps.sh"
-phase qemu bash -c "bash '$ROOT/scripts/build-qemu.sh' >'$CACHE/.qemu-path'"
-QEMU=$(cat "$CACHE/.qemu-path")
-FW=$(dirname "$(dirname "$QEMU")")/fw
-mkdir -p "$CACHE/run-fuzz"
-RIG_QTEST_TIMEOUT=${RIG_QTEST_TIMEOUT:-3600} phase set-state-fuzz \
-	bash "$ROOT/scripts/run-qtest.sh" "$QEMU" "$FW" "$CACHE/run-fuzz/qtest.log" \
-	"${FUZZ_CASES:-100000}" /x86_64/nvme-lm/set-state-fuzz
-msg "total $(($(date +%s) - T0))s"
-exec /usr/bin/python3 "$ROOT/scripts/results.py" --host model "$CACHE/run-fuzz/qtest.log"
+export QTEST_FUZZ_CASES=${QTEST_FUZZ_CASES:-100000}
+export STREAM_FUZZ_CASES=${STREAM_FUZZ_CASES:-10000}
+export RIG_KERNEL=${FUZZ_KERNEL:-6.12}
+export TESTS=migration_test TEST_ARGS="-r mig.stream_fuzz" E2E_BACKENDS=
+export RIG_QTEST_TIMEOUT=${RIG_QTEST_TIMEOUT:-3600} RIG_TIMEOUT=${RIG_TIMEOUT:-7200}
+exec bash "$ROOT/scripts/check.sh" check

@@ -18,7 +18,7 @@ import sys
 RESULT = re.compile(r'^(\s*)(not ok|ok)\s+(\d+)\s*-?\s*([^#]*?)\s*(#\s*(.*))?$')
 PLAN = re.compile(r'^(\s*)1\.\.(\d+)')
 KMSG = re.compile(r'^\[\s*\d+\.\d+\]')
-SPLAT = re.compile(r'(Oops:|BUG:|KASAN:|UBSAN:|Kernel panic|'
+SPLAT = re.compile(r'(Oops:|BUG:|KASAN:|UBSAN:|Kernel panic|RIG-RMMOD \S+ failed|'
                    r'general protection fault|WARNING: .*(CPU|lock|possible)|'
                    r'INFO: (possible|task .* blocked)|'
                    r'unreferenced object|Call Trace:)')

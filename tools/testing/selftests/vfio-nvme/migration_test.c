@@ -577,6 +577,246 @@ TEST_F(mig, negative_streams)
 	free(good);
 }
 
+/*
+ * Stream fuzzer: mutations of a real stream (bit flips, fields at boundary
+ * values, record SIZE fields, truncation, growth, duplicated and swapped
+ * records, unknown optional and mandatory records) and random streams,
+ * each written into RESUMING in random pieces and ended with STOP.  Every
+ * case ends in 0 with the device in STOP, or a documented errno with the
+ * device still in RESUMING (Documentation/stream.rst); VFIO_DEVICE_RESET
+ * then brings RUNNING back, and every 32nd case (and the last) the VF is
+ * enabled and does Identify and a Read.  STREAM_FUZZ_CASES (default 300)
+ * and STREAM_FUZZ_SEED set the run.
+ */
+static uint64_t fz_state;
+
+static uint32_t fz_rand(void)
+{
+	fz_state ^= fz_state << 13;
+	fz_state ^= fz_state >> 7;
+	fz_state ^= fz_state << 17;
+	return (uint32_t)(fz_state >> 16);
+}
+
+static size_t fz_min(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint32_t fz_below(uint32_t n)
+{
+	return n ? fz_rand() % n : 0;
+}
+
+static const uint64_t fz_bounds[] = {
+	0, 1, 2, 4, 16, 31, 32, 48, 56, 64, 65, 0x7f, 0x80, 0xff, 0x100,
+	0xffff, 0x10000, 0x3fffff0, 0x4000000, 0x4100000, 0x7fffffff,
+	0x80000000, 0xffffffff, 0x100000000ull, 1ull << 40, ~0ull,
+};
+
+/* offsets of the record headers of a stream, up to @max */
+static int fz_records(const uint8_t *b, size_t len, size_t *off, int max)
+{
+	size_t o = HDR_LEN;
+	uint64_t size;
+	int n = 0;
+
+	while (n < max && o + REC_LEN <= len) {
+		off[n++] = o;
+		memcpy(&size, b + o + 8, 8);
+		if (size > len - o - REC_LEN)
+			break;
+		o += REC_LEN + size;
+	}
+	return n;
+}
+
+/* one mutation of @b (@len bytes, room for @cap); returns the new length */
+static size_t fz_mutate(uint8_t *b, size_t len, size_t cap)
+{
+	size_t off[8], a, c, n;
+	int nrec = fz_records(b, len, off, 8), r;
+	uint64_t v = fz_bounds[fz_below(ARRAY_SIZE(fz_bounds))];
+	uint8_t *tmp;
+
+	switch (fz_below(10)) {
+	case 0:				/* bit flips */
+		for (n = 1 + fz_below(8); n; n--)
+			b[fz_below(len)] ^= 1 << fz_below(8);
+		break;
+	case 1:				/* a dword at a boundary value */
+		a = fz_below(len / 4) * 4;
+		put_le32(b + a, (uint32_t)v);
+		break;
+	case 2:				/* a record's SIZE */
+		if (nrec)
+			put_le64(b + off[fz_below(nrec)] + 8, v);
+		break;
+	case 3:				/* a byte-sized count (NVQ, NVI, NNS...) */
+		if (nrec)
+			b[fz_min(len - 1, off[0] + REC_LEN + fz_below(32))] = (uint8_t)v;
+		break;
+	case 4:				/* truncation */
+		len = fz_below(len);
+		break;
+	case 5:				/* growth: random bytes or the stream again */
+		n = fz_min(cap - len, 1 + fz_below(256));
+		if (fz_below(2) && len <= cap - len) {
+			memcpy(b + len, b, len);
+			len *= 2;
+			break;
+		}
+		for (a = 0; a < n; a++)
+			b[len + a] = fz_rand();
+		len += n;
+		break;
+	case 6:				/* a record duplicated in place */
+		if (!nrec)
+			break;
+		r = fz_below(nrec);
+		c = (r + 1 < nrec ? off[r + 1] : len) - off[r];
+		if (len + c > cap)
+			break;
+		memmove(b + off[r] + c, b + off[r], len - off[r]);
+		len += c;
+		break;
+	case 7:				/* the first two records swapped */
+		if (nrec < 3)
+			break;
+		a = off[1] - off[0];
+		c = off[2] - off[1];
+		tmp = malloc(a);
+		if (!tmp)
+			break;
+		memcpy(tmp, b + off[0], a);
+		memmove(b + off[0], b + off[1], c);
+		memcpy(b + off[0] + c, tmp, a);
+		free(tmp);
+		break;
+	case 8:				/* an unknown record at a record boundary */
+		a = nrec ? off[fz_below(nrec)] : HDR_LEN;
+		c = 4 * fz_below(16);
+		if (a > len || len + REC_LEN + c > cap)
+			break;
+		memmove(b + a + REC_LEN + c, b + a, len - a);
+		put_le32(b + a, 0x100 + fz_below(0x100));
+		put_le32(b + a + 4, fz_below(2));
+		put_le64(b + a + 8, c);
+		memset(b + a + REC_LEN, fz_rand(), c);
+		len += REC_LEN + c;
+		break;
+	default:			/* a random run */
+		a = fz_below(len);
+		for (n = fz_min(len, a + 1 + fz_below(32)); a < n; a++)
+			b[a] = fz_rand();
+		break;
+	}
+	return len;
+}
+
+static bool fz_errno_documented(int err)
+{
+	static const int ok[] = {
+		EINVAL, EPROTONOSUPPORT, EOPNOTSUPP, E2BIG, ENOMEM, EXDEV,
+		ENOEXEC, ENOSPC, EREMOTEIO, EIO, EPROTO, EBUSY, ENXIO,
+		ECANCELED,
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(ok); i++)
+		if (err == -ok[i])
+			return true;
+	return false;
+}
+
+/* make fuzz runs 10000 cases: the harness's 30 s are far too short */
+TEST_F_TIMEOUT(mig, stream_fuzz, 7200)
+{
+	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
+	const char *env = getenv("STREAM_FUZZ_CASES");
+	const char *seed_env = getenv("STREAM_FUZZ_SEED");
+	unsigned int i, accepted = 0, checks = 0, by_errno[160] = { 0 };
+	unsigned int cases = 300;
+	uint64_t seed = time(NULL);
+	size_t len, blen, cap;
+	uint8_t *good, *b;
+	uint64_t iova;
+	int ret, st, e;
+
+	if (env)
+		cases = strtoul(env, NULL, 0);
+	if (seed_env)
+		seed = strtoull(seed_env, NULL, 0);
+	fz_state = seed | 1;
+	TH_LOG("stream fuzz: %u cases, STREAM_FUZZ_SEED=%llu", cases,
+	       (unsigned long long)seed);
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], src, 16)) TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[0], 1, 8, false, 0));
+	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, src, &good, &len));
+	cap = 4 * len + 4096;
+	b = malloc(cap);
+	ASSERT_NE(NULL, b);
+
+	for (i = 0; i < cases; i++) {
+		memcpy(b, good, len);
+		blen = len;
+		if (!fz_below(32)) {
+			blen = 1 + fz_below(cap);
+			for (size_t j = 0; j < blen; j++)
+				b[j] = fz_rand();
+		} else {
+			for (e = 1 + fz_below(3); e; e--)
+				blen = fz_mutate(b, blen, cap);
+		}
+		ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+		ret = load(dst, b, blen, 1 + fz_below(blen + 1));
+		st = vnl_mig_get_state(dst);
+		if (!ret) {
+			accepted++;
+			EXPECT_EQ(S_STOP, st) TH_LOG("case %u: accepted, state %d", i, st);
+		} else {
+			EXPECT_TRUE(fz_errno_documented(ret))
+				TH_LOG("case %u: undocumented errno %d", i, ret);
+			EXPECT_EQ(S_RESUMING, st)
+				TH_LOG("case %u: %s, state %d", i, strerror(-ret), st);
+			if (-ret < (int)ARRAY_SIZE(by_errno))
+				by_errno[-ret]++;
+		}
+		ASSERT_EQ(0, vnl_dev_reset(dst)) TH_LOG("case %u: %s", i, vnl_err);
+		ASSERT_EQ(S_RUNNING, vnl_mig_get_state(dst));
+		if (i % 32 == 31 || i == cases - 1) {
+			ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], dst, 16))
+				TH_LOG("case %u: %s", i, vnl_err);
+			ASSERT_EQ(0, vnl_identify(&self->ctrl[1], 0x01, 0, 0, NULL));
+			ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[1], 1, 8, false, 0));
+			if (!checks)
+				ASSERT_NE(NULL, vnl_dma_alloc(dst, VNL_PAGE, &iova));
+			ASSERT_EQ(0, vnl_rw(&self->ctrl[1], NVME_CMD_READ, 1, 0, 1, iova));
+			ASSERT_EQ(0, vnl_dev_reset(dst));
+			checks++;
+		}
+		if (_metadata->exit_code)
+			break;
+		if (i % 1000 == 999)
+			TH_LOG("stream fuzz: %u cases done, %u accepted", i + 1,
+			       accepted);
+	}
+	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks",
+	       i, accepted, checks);
+	for (e = 1; e < (int)ARRAY_SIZE(by_errno); e++)
+		if (by_errno[e])
+			TH_LOG("  %-16s %u", strerror(e), by_errno[e]);
+
+	/* after all of it the destination still takes the real stream */
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	EXPECT_EQ(0, load(dst, good, len, 4096));
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
+	free(b);
+	free(good);
+}
+
 /* Reset during STOP_COPY and during RESUMING; close with an open data fd. */
 TEST_F(mig, reset_and_close_with_open_fd)
 {
