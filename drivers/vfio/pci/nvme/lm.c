@@ -1100,7 +1100,8 @@ static int nvmevf_commit_locked(struct nvmevf_pci_core_device *nvmevf,
  * RESUMING -> STOP: the state was loaded by the write() that ended the
  * stream; only a stream whose commit was interrupted is loaded here.  A
  * stream that is incomplete or was refused fails the arc with its errno and
- * the device stays in RESUMING.
+ * the device stays in RESUMING, also when the error came after the commit
+ * (bytes after the end record): the first error sticks.
  */
 static int nvmevf_load(struct nvmevf_pci_core_device *nvmevf)
 {
@@ -1110,10 +1111,10 @@ static int nvmevf_load(struct nvmevf_pci_core_device *nvmevf)
 	if (WARN_ON(!migf))
 		return -EINVAL;
 	scoped_guard(mutex, &migf->lock) {
-		if (migf->committed)
-			return 0;
 		if (migf->rd.phase == NVMEVF_RD_ERROR)
 			return migf->rd.err;
+		if (migf->committed)
+			return 0;
 		ended = migf->rd.phase == NVMEVF_RD_END;
 	}
 	return ended ? nvmevf_commit_locked(nvmevf, migf) : -EINVAL;

@@ -533,7 +533,7 @@ TEST_F(mig, negative_streams)
 	uint8_t *good, *bad;
 	size_t len, blen;
 	unsigned int i;
-	int ret;
+	int ret, fd;
 
 	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], src, 16));
 	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[0], 1, 8, false, 0));
@@ -568,6 +568,21 @@ TEST_F(mig, negative_streams)
 	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
 	EXPECT_EQ(0, load(dst, bad, blen, 4096));
 	free(bad);
+	ASSERT_EQ(0, vnl_dev_reset(dst));
+
+	/*
+	 * bytes after the end record, in a write of their own after the one
+	 * that committed the stream: that write fails, the error sticks and
+	 * RESUMING -> STOP fails with it (found by mig.stream_fuzz)
+	 */
+	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+	ASSERT_EQ(0, vnl_mig_set_state(dst, S_RESUMING, &fd));
+	EXPECT_EQ(0, vnl_mig_write(fd, good, len, len));
+	EXPECT_EQ(-1, write(fd, good, 4));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	EXPECT_EQ(-EINVAL, vnl_mig_set_state(dst, S_STOP, NULL));
+	EXPECT_EQ(S_RESUMING, vnl_mig_get_state(dst));
 	ASSERT_EQ(0, vnl_dev_reset(dst));
 
 	/* the destination is still usable */
