@@ -12,7 +12,7 @@ kdir=$1
 dir=$ROOT
 log=$LOGDIR/module-build.log
 if [ "${2:-}" = --copy ]; then
-	dir=$CACHE/oot-$(basename "$(dirname "$kdir")")
+	dir=$(oot_dir "$kdir")
 	log=$LOGDIR/module-build-$(basename "$(dirname "$kdir")").log
 	mkdir -p "$dir"
 	# sources only: not the build output of the source tree's own build

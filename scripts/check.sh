@@ -120,7 +120,7 @@ for v in $KERNELS; do
 	if [ "$v" != 6.12 ]; then
 		moddir=${KDIRS[$v]}/drivers/vfio/pci/nvme
 	elif [ "$FLAVOUR" = debug ]; then
-		moddir=$CACHE/oot-$(basename "$(dirname "${KDIRS[$v]}")")/drivers/vfio/pci/nvme
+		moddir=$(oot_dir "${KDIRS[$v]}")/drivers/vfio/pci/nvme
 	fi
 	phase "initramfs-$v" bash "$ROOT/scripts/mkinitramfs.sh" "$vmdir/initramfs.cpio" \
 		"$moddir" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT

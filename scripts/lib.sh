@@ -39,6 +39,11 @@ run_logged() {
 	fi
 }
 
+# oot_dir KDIR: where build-module.sh --copy builds the driver against KDIR
+oot_dir() {
+	echo "$CACHE/oot-$(basename "$(dirname "$1")")"
+}
+
 # phase NAME CMD... : run one phase and print its elapsed time
 phase() {
 	local name=$1 t0 t1 rc=0

@@ -15,7 +15,6 @@
  * the value it returned first.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +30,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "lib/vnl.h"
 
 #define SYSPCI		"/sys/bus/pci/devices/"
 #define NVME_REG_VS	0x08
@@ -46,46 +46,19 @@ struct stress {
 	uint32_t vs, bad_val;
 };
 
-/* the first NVMe PF (SR-IOV capable) bound to @driver, into @bdf */
+/* the first function bound to @driver that has VFs (a rig PF), into @bdf */
 static int find_pf(const char *driver, char *bdf, size_t len)
 {
-	char path[PATH_MAX], link[PATH_MAX], cls[32];
-	struct dirent *e;
-	DIR *d = opendir(SYSPCI);
-	int ret = -ENOENT;
-	FILE *f;
-	ssize_t n;
+	char bdfs[8][32], vf[32];
+	int i, n = vnl_vfs_bound_to(driver, bdfs, 8);
 
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), SYSPCI "%s/class", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(cls, sizeof(cls), f))
-			cls[0] = 0;
-		fclose(f);
-		if (strncmp(cls, "0x010802", 8))
-			continue;
-		snprintf(path, sizeof(path), SYSPCI "%s/sriov_totalvfs", e->d_name);
-		if (access(path, F_OK))
-			continue;
-		snprintf(path, sizeof(path), SYSPCI "%s/driver", e->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = 0;
-		if (strcmp(strrchr(link, '/') + 1, driver))
-			continue;
-		snprintf(bdf, len, "%s", e->d_name);
-		ret = 0;
-		break;
+	for (i = 0; i < n; i++) {
+		if (!vnl_pf_vf_bdf(bdfs[i], 0, vf, sizeof(vf))) {
+			snprintf(bdf, len, "%s", bdfs[i]);
+			return 0;
+		}
 	}
-	closedir(d);
-	return ret;
+	return -ENOENT;
 }
 
 static void pin(int cpu)
