@@ -149,23 +149,21 @@ def one_run(label, path, qemu_rc, host=False):
         total_p, total_f = total_p + p, total_f + f
         all_failures += fl
 
-    known, notes = known_splats(log)
-    splats = [l for i, l in enumerate(log) if SPLAT.search(l) and i not in known]
-    if host:
-        if total_p == 0 and total_f == 0:
+    # a guest's console: kernel splats, the end marker, QEMU's exit status
+    splats, notes = [], []
+    if not host:
+        known, notes = known_splats(log)
+        splats = [l for i, l in enumerate(log) if SPLAT.search(l) and i not in known]
+        if splats:
             total_f += 1
-            all_failures.append('no test results at all')
-        return (total_p, total_f, [tag + fl for fl in all_failures], [], [], [])
-    if splats:
-        total_f += 1
-        all_failures.append('kernel splat in console: ' + splats[0].strip())
-    if not any(l.startswith('RIG-POWEROFF') for l in log):
-        total_f += 1
-        all_failures.append('guest did not reach RIG-POWEROFF '
-                            f'(QEMU exit {qemu_rc}{", timeout" if qemu_rc == 124 else ", guest stalled: see stall.log" if qemu_rc == 125 else ""})')
-    elif qemu_rc != 0:
-        total_f += 1
-        all_failures.append(f'QEMU exit status {qemu_rc}')
+            all_failures.append('kernel splat in console: ' + splats[0].strip())
+        if not any(l.startswith('RIG-POWEROFF') for l in log):
+            total_f += 1
+            all_failures.append('guest did not reach RIG-POWEROFF '
+                                f'(QEMU exit {qemu_rc}{", timeout" if qemu_rc == 124 else ", guest stalled: see stall.log" if qemu_rc == 125 else ""})')
+        elif qemu_rc != 0:
+            total_f += 1
+            all_failures.append(f'QEMU exit status {qemu_rc}')
     if total_p == 0 and total_f == 0:
         total_f += 1
         all_failures.append('no test results at all')
