@@ -97,8 +97,11 @@ if [ ! -e "$OUT/build/build.ninja" ]; then
 fi
 cd "$OUT/build"
 # the device model's qtest (qemu/tests/qtest/nvme-lm-test.c), run by
-# scripts/run-qtest.sh
-run_logged "$LOGDIR/qemu-build.log" make -j"$(nproc)" qemu-system-x86_64 \
+# scripts/run-qtest.sh.  ninja, not QEMU's make wrapper: when a meson.build
+# changed since the last build (a hook patch that adds a target), make
+# knows only the targets of the old build.ninja and stops with "No rule to
+# make target"; ninja regenerates its manifest first and reloads it.
+run_logged "$LOGDIR/qemu-build.log" ninja -j"$(nproc)" qemu-system-x86_64 \
 	tests/qtest/nvme-lm-test
 [ -x "$QEMU_BIN" ] || die "QEMU binary missing after build"
 [ -x "$OUT/build/tests/qtest/nvme-lm-test" ] || die "nvme-lm-test missing after build"
