@@ -317,6 +317,7 @@ typedef enum NvmeLmFault {
     NVME_LM_FAULT_TRACK_RECV,
     NVME_LM_FAULT_IDENTIFY_CSF,
     NVME_LM_FAULT_CORRUPT_STATE,
+    NVME_LM_FAULT_IDENTIFY,
     NVME_LM_FAULT__MAX,
 } NvmeLmFault;
 
@@ -330,6 +331,7 @@ static const char *const nvme_lm_fault_names[NVME_LM_FAULT__MAX] = {
     [NVME_LM_FAULT_TRACK_RECV]  = "track-recv",
     [NVME_LM_FAULT_IDENTIFY_CSF] = "identify-csf",
     [NVME_LM_FAULT_CORRUPT_STATE] = "corrupt-state",
+    [NVME_LM_FAULT_IDENTIFY]    = "identify",
 };
 
 typedef enum NvmeLmSusp {
@@ -404,7 +406,9 @@ typedef struct NvmeLm {
     uint32_t mcdqpc;
     NvmeLmFault fault_cmd;
     uint32_t fault_count;
+    uint32_t fault_skip;
     uint32_t fault_status;
+    uint32_t fault_seen[NVME_LM_FAULT__MAX]; /* commands seen, per kind */
     uint32_t suspend_delay;     /* ms a Suspend is held at least (MMC) */
     uint32_t abort_suspend;     /* Abort ends a held Suspend (MMC) */
     uint32_t ctrl_resets;       /* controller level resets seen */
@@ -469,6 +473,10 @@ static const NvmeLmUintProp nvme_lm_uint_props[] = {
     { "lm-fault-count", "uint32", offsetof(NvmeLm, fault_count),
       0, 0, UINT32_MAX, true,
       "number of lm-fault-cmd commands still to fail" },
+    { "lm-fault-skip", "uint32", offsetof(NvmeLm, fault_skip),
+      0, 0, UINT32_MAX, true,
+      "lm-fault-cmd commands that complete normally before the first "
+      "failure" },
     { "lm-fault-status", "uint16", offsetof(NvmeLm, fault_status),
       NVME_INTERNAL_DEV_ERROR, 1, 0x7fff, true,
       "NVMe status (SCT/SC/DNR) of injected failures" },
@@ -727,8 +735,17 @@ static NvmeLmFault nvme_lm_fault_kind(uint8_t opcode, uint8_t sel)
 
 static bool nvme_lm_fault_hit(NvmeLm *lm, NvmeLmFault kind)
 {
+    if (kind != NVME_LM_FAULT_NONE) {
+        lm->fault_seen[kind]++;
+    }
+
     if (kind == NVME_LM_FAULT_NONE || lm->fault_cmd != kind ||
         !lm->fault_count) {
+        return false;
+    }
+
+    if (lm->fault_skip) {
+        lm->fault_skip--;
         return false;
     }
 
@@ -3465,6 +3482,17 @@ uint16_t nvme_lm_admin_cmd(NvmeCtrl *n, NvmeRequest *req)
     }
 }
 
+/* An Identify of any CNS sent to the MMC: 0, or the injected status */
+uint16_t nvme_lm_identify_fault(NvmeCtrl *n)
+{
+    if (!nvme_lm_is_mmc(n) ||
+        !nvme_lm_fault_hit(n->lm, NVME_LM_FAULT_IDENTIFY)) {
+        return NVME_SUCCESS;
+    }
+
+    return n->lm->fault_status;
+}
+
 uint16_t nvme_lm_identify_csf(NvmeCtrl *n, NvmeRequest *req)
 {
     uint8_t id[NVME_IDENTIFY_DATA_SIZE] = {};
@@ -3608,7 +3636,21 @@ static void nvme_lm_prop_set_fault_cmd(Object *obj, const char *value,
 
     error_setg(errp, "lm-fault-cmd must be one of none, suspend, resume, "
                "get-state, set-state, track-send, track-recv, identify-csf, "
-               "corrupt-state");
+               "corrupt-state, identify");
+}
+
+/* "suspend=1 resume=0 ...": what a test needs to fail each command once */
+static char *nvme_lm_prop_get_cmds_seen(Object *obj, Error **errp)
+{
+    NvmeLm *lm = NVME(obj)->lm;
+    GString *s = g_string_new(NULL);
+
+    for (int i = NVME_LM_FAULT_NONE + 1; i < NVME_LM_FAULT__MAX; i++) {
+        g_string_append_printf(s, "%s%s=%u", i > 1 ? " " : "",
+                               nvme_lm_fault_names[i], lm->fault_seen[i]);
+    }
+
+    return g_string_free(s, false);
 }
 
 static void nvme_lm_prop_get_uint(Object *obj, Visitor *v, const char *name,
@@ -3667,7 +3709,13 @@ void nvme_lm_instance_init(Object *obj)
     object_property_set_description(obj, op->name,
         "fault injection: kind of command to fail (none, suspend, resume, "
         "get-state, set-state, track-send, track-recv, identify-csf, "
-        "corrupt-state)");
+        "corrupt-state, identify: any Identify of the MMC)");
+
+    op = object_property_add_str(obj, "lm-cmds-seen",
+                                 nvme_lm_prop_get_cmds_seen, NULL);
+    object_property_set_description(obj, op->name,
+        "fault injection: commands of each lm-fault-cmd kind this MMC saw "
+        "(statistics)");
 
     for (size_t i = 0; i < ARRAY_SIZE(nvme_lm_uint_props); i++) {
         const NvmeLmUintProp *p = &nvme_lm_uint_props[i];

@@ -45,6 +45,8 @@ bool nvme_lm_init_ctrl(NvmeCtrl *n, Error **errp);
  */
 uint16_t nvme_lm_admin_cmd(NvmeCtrl *n, NvmeRequest *req);
 uint16_t nvme_lm_identify_csf(NvmeCtrl *n, NvmeRequest *req);
+/* fault injection (lm-fault-cmd=identify): 0 or the status to fail with */
+uint16_t nvme_lm_identify_fault(NvmeCtrl *n);
 uint16_t nvme_lm_get_feature_cdq(NvmeCtrl *n, NvmeRequest *req);
 uint16_t nvme_lm_set_feature_cdq(NvmeCtrl *n, NvmeRequest *req);
 
