@@ -290,7 +290,10 @@ static int nvmevf_track_send(struct nvmevf_pci_core_device *nvmevf,
  * Stop tracking on the device.  TP4159 refuses Track Send on a suspended
  * controller (39h): the stop is then kept pending and sent by
  * nvmevf_dirty_flush_stop_locked() once the VF runs again (Resume, reset,
- * close) - the subsystem's NMMRTD budget must not leak.
+ * close) - the subsystem's NMMRTD budget must not leak.  A stop that
+ * failed otherwise is kept pending too: the device may still be tracking,
+ * and would refuse the next start (1Fh).  The next flush point or start
+ * sends it again; a stop of an untracked controller succeeds.
  */
 static int nvmevf_dirty_stop_locked(struct nvmevf_pci_core_device *nvmevf)
 {
@@ -299,11 +302,10 @@ static int nvmevf_dirty_stop_locked(struct nvmevf_pci_core_device *nvmevf)
 
 	lockdep_assert_held(&nvmevf->state_mutex);
 	status = nvmevf_track_send(nvmevf, false, 0, NULL, 0, NULL);
-	if ((status & NVME_SCT_SC_MASK) == NVME_SC_CTRL_SUSPENDED) {
-		d->stop_pending = true;
+	d->stop_pending = status != 0;
+	if (status > 0 &&
+	    (status & NVME_SCT_SC_MASK) == NVME_SC_CTRL_SUSPENDED)
 		return 0;
-	}
-	d->stop_pending = false;
 	return nvmevf_status_to_errno(status);
 }
 
