@@ -109,6 +109,7 @@ E2E_ROUNDS=${E2E_ROUNDS:-1}
 E2E_VF_OPTS="${E2E_VF_OPTS:-}"
 STREAM_FUZZ_CASES="${STREAM_FUZZ_CASES:-}"
 STREAM_FUZZ_SEED="${STREAM_FUZZ_SEED:-}"
+FAULT_MATRIX_FULL="${FAULT_MATRIX_FULL:-}"
 EOT
 # One guest per kernel, each in RUNDIR/vm-VERSION: the 6.12 guest loads the
 # out-of-tree module, the 7.3 guest the in-tree one of its own build.

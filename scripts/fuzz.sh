@@ -6,7 +6,10 @@
 #    QTEST_FUZZ_CASES mutated states (default 100000);
 #  - the driver's stream fuzzer (migration_test mig.stream_fuzz in the
 #    guest of FUZZ_KERNEL, default 6.12), STREAM_FUZZ_CASES streams
-#    (default 10000).
+#    (default 10000);
+#  - fault_test's fault.matrix with every step of every command failed
+#    (FAULT_MATRIX_FULL=1; make check fails the first 8 and last 4 of a
+#    long sequence).
 # NVME_LM_FUZZ_SEED and STREAM_FUZZ_SEED repeat a run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +17,8 @@ set -euo pipefail
 export QTEST_FUZZ_CASES=${QTEST_FUZZ_CASES:-100000}
 export STREAM_FUZZ_CASES=${STREAM_FUZZ_CASES:-10000}
 export RIG_KERNEL=${FUZZ_KERNEL:-6.12}
-export TESTS=migration_test TEST_ARGS="-r mig.stream_fuzz" E2E_BACKENDS=
+export FAULT_MATRIX_FULL=1
+export TESTS="migration_test fault_test" E2E_BACKENDS=
+export TEST_ARGS="-r mig.stream_fuzz -r fault.matrix"
 export RIG_QTEST_TIMEOUT=${RIG_QTEST_TIMEOUT:-3600} RIG_TIMEOUT=${RIG_TIMEOUT:-7200}
 exec bash "$ROOT/scripts/check.sh" check

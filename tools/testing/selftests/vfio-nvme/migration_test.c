@@ -1476,32 +1476,6 @@ static void *held_arc_fn(void *arg)
 	return NULL;
 }
 
-/* wait until the PF bound to nvme has a live controller */
-static int wait_nvme_live(const char *pf)
-{
-	char name[32], path[PATH_MAX], buf[32];
-	int tries;
-
-	for (tries = 0; tries < 300; tries++) {
-		FILE *f;
-
-		if (!vnl_pf_ctrl_name(pf, name, sizeof(name))) {
-			snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
-			f = fopen(path, "r");
-			if (f) {
-				bool live = fgets(buf, sizeof(buf), f) &&
-					    !strncmp(buf, "live", 4);
-
-				fclose(f);
-				if (live)
-					return 0;
-			}
-		}
-		usleep(100000);
-	}
-	return -ETIMEDOUT;
-}
-
 /*
  * Lifetime per controller: removing one PF never waits for another PF's VF
  * commands.  The rig's second PF is bound to nvme with a VF; VF1 (of the
@@ -1525,7 +1499,7 @@ TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "driver/unbind", pf)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "driver_override", "nvme"));
 	ASSERT_EQ(0, vnl_probe_driver(pf));
-	ASSERT_EQ(0, wait_nvme_live(pf)) TH_LOG("%s: nvme did not come up", pf);
+	ASSERT_EQ(0, vnl_wait_nvme_live(pf)) TH_LOG("%s: nvme did not come up", pf);
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_drivers_autoprobe", "0"));
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
 

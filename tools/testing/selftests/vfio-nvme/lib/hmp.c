@@ -135,10 +135,40 @@ int vnl_hmp(const char *cmd, char *out, size_t len)
 }
 
 /**
+ * vnl_lm_fault_at() - make commands of a kind fail in QEMU, from the Nth on
+ * @pf_id: QOM id of the PF (the rig's is "nvme0")
+ * @kind: suspend, resume, get-state, set-state, track-send, track-recv,
+ *	identify (any Identify of the PF), identify-csf, corrupt-state or none
+ * @skip: how many commands of @kind complete normally first
+ * @count: how many commands fail after those
+ * @status: the NVMe status they complete with (SCT << 8 | SC, DNR 0x4000)
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_lm_fault_at(const char *pf_id, const char *kind, unsigned int skip,
+		    unsigned int count, unsigned int status)
+{
+	char val[16];
+	int ret;
+
+	/* the count, set last, arms it */
+	snprintf(val, sizeof(val), "%u", status);
+	ret = vnl_qom_set(pf_id, "lm-fault-status", val);
+	snprintf(val, sizeof(val), "%u", skip);
+	if (!ret)
+		ret = vnl_qom_set(pf_id, "lm-fault-skip", val);
+	if (!ret)
+		ret = vnl_qom_set(pf_id, "lm-fault-cmd", kind);
+	snprintf(val, sizeof(val), "%u", count);
+	if (!ret)
+		ret = vnl_qom_set(pf_id, "lm-fault-count", val);
+	return ret;
+}
+
+/**
  * vnl_lm_fault() - make the next @count commands of a kind fail in QEMU
  * @pf_id: QOM id of the PF (the rig's is "nvme0")
- * @kind: suspend, resume, get-state, set-state, track-send, track-recv or
- *	none
+ * @kind: as for vnl_lm_fault_at()
  * @count: how many commands fail
  * @status: the NVMe status they complete with (SCT << 8 | SC, DNR 0x4000)
  *
@@ -147,22 +177,44 @@ int vnl_hmp(const char *cmd, char *out, size_t len)
 int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
 		 unsigned int status)
 {
-	char cmd[160], out[1024];
+	return vnl_lm_fault_at(pf_id, kind, 0, count, status);
+}
+
+/**
+ * vnl_lm_cmds_seen() - commands of one kind the PF's model has seen
+ * @pf_id: QOM id of the PF
+ * @kind: a kind of vnl_lm_fault_at(), not none
+ * @n: returns the count since QEMU started
+ *
+ * Return: 0 or negative errno (-EPROTO if the model did not list @kind).
+ */
+int vnl_lm_cmds_seen(const char *pf_id, const char *kind, unsigned long *n)
+{
+	char cmd[160], out[1024], line[1024], key[40], *p, *end;
 	int ret;
 
-	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-status %u",
-		 pf_id, status);
+	snprintf(cmd, sizeof(cmd), "qom-get /machine/peripheral/%s lm-cmds-seen",
+		 pf_id);
 	ret = vnl_hmp(cmd, out, sizeof(out));
 	if (ret)
 		return ret;
-	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-cmd %s",
-		 pf_id, kind);
-	ret = vnl_hmp(cmd, out, sizeof(out));
-	if (ret)
-		return ret;
-	snprintf(cmd, sizeof(cmd), "qom-set /machine/peripheral/%s lm-fault-count %u",
-		 pf_id, count);
-	return vnl_hmp(cmd, out, sizeof(out));
+	/* "suspend=1 resume=0 ..." on the line after the echo of the command */
+	p = strstr(out, "lm-cmds-seen");
+	p = p ? strchr(p, '\n') : NULL;
+	snprintf(line, sizeof(line), " %s", p ? p + 1 + (p[1] == '"') : "");
+	snprintf(key, sizeof(key), " %s=", kind);
+	p = strstr(line, key);
+	if (!p) {
+		errno = EPROTO;
+		return vnl_fail("'%s': no %s in '%s'", cmd, kind, out);
+	}
+	p += strlen(key);
+	*n = strtoul(p, &end, 10);
+	if (end == p) {
+		errno = EPROTO;
+		return vnl_fail("'%s': no count of %s in '%s'", cmd, kind, out);
+	}
+	return 0;
 }
 
 /**

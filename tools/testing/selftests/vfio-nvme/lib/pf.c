@@ -274,6 +274,94 @@ int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 }
 
 /**
+ * vnl_wait_nvme_live() - wait until a PF bound to nvme has a live controller
+ * @pf_bdf: the PF
+ *
+ * Polls for up to 30 seconds (TCG is slow).
+ *
+ * Return: 0, or -ETIMEDOUT.
+ */
+int vnl_wait_nvme_live(const char *pf_bdf)
+{
+	char name[32], path[PATH_MAX], buf[32];
+	int tries;
+
+	for (tries = 0; tries < 300; tries++) {
+		FILE *f;
+
+		if (!vnl_pf_ctrl_name(pf_bdf, name, sizeof(name))) {
+			snprintf(path, sizeof(path), "/sys/class/nvme/%s/state",
+				 name);
+			f = fopen(path, "r");
+			if (f) {
+				bool live = fgets(buf, sizeof(buf), f) &&
+					    !strncmp(buf, "live", 4);
+
+				fclose(f);
+				if (live)
+					return 0;
+			}
+		}
+		usleep(100000);
+	}
+	errno = ETIMEDOUT;
+	return vnl_fail("%s: nvme controller not live", pf_bdf);
+}
+
+/**
+ * vnl_pf_setup_vfs() - a PF on nvme with @nvfs VFs online, bound to @driver
+ * @pf_bdf: the PF; bound to nvme here if it is not
+ * @nvfs: how many VFs
+ * @nvq: VQ resources of each (admin + I/O queue pairs)
+ * @nvi: VI resources of each
+ * @driver: the driver the VFs are bound to
+ *
+ * What the guest's init does for the rig's PF: after a test removed the
+ * VFs (sriov_numvfs 0, an unbind of the PF), this makes them again.
+ *
+ * Return: 0 or negative errno.
+ */
+int vnl_pf_setup_vfs(const char *pf_bdf, int nvfs, int nvq, int nvi,
+		     const char *driver)
+{
+	char vf[32], n[16];
+	int fd, i, ret;
+
+	if (vnl_pf_ctrl_name(pf_bdf, vf, sizeof(vf))) {
+		vnl_sysfs_write(pf_bdf, "driver_override", "nvme");
+		vnl_probe_driver(pf_bdf);
+	}
+	ret = vnl_wait_nvme_live(pf_bdf);
+	if (ret)
+		return ret;
+	snprintf(n, sizeof(n), "%d", nvfs);
+	ret = vnl_sysfs_write(pf_bdf, "sriov_drivers_autoprobe", "0");
+	if (!ret)
+		ret = vnl_sysfs_write(pf_bdf, "sriov_numvfs", "0");
+	if (!ret)
+		ret = vnl_sysfs_write(pf_bdf, "sriov_numvfs", n);
+	if (ret)
+		return ret;
+	fd = vnl_pf_open(pf_bdf);
+	if (fd < 0)
+		return fd;
+	for (i = 0; i < nvfs && !ret; i++) {
+		ret = vnl_pf_vf_online(fd, pf_bdf, i, nvq, nvi, NULL);
+		if (ret > 0) {
+			errno = EIO;
+			ret = vnl_fail("%s: VF %d online: status %#x", pf_bdf,
+				       i, ret);
+		}
+		if (!ret)
+			ret = vnl_pf_vf_bdf(pf_bdf, i, vf, sizeof(vf));
+		if (!ret)
+			ret = vnl_bind(vf, driver);
+	}
+	close(fd);
+	return ret;
+}
+
+/**
  * vnl_sysfs_write() - write a string to a PCI device's sysfs attribute
  * @bdf: the device
  * @attr: attribute name

@@ -200,6 +200,9 @@ int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len);
 int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 		     uint16_t *scid);
 int vnl_sysfs_write(const char *bdf, const char *attr, const char *val);
+int vnl_wait_nvme_live(const char *pf_bdf);
+int vnl_pf_setup_vfs(const char *pf_bdf, int nvfs, int nvq, int nvi,
+		     const char *driver);
 
 /* ---- TP4159 through the PF (lib/lm.c) ---- */
 
@@ -258,6 +261,9 @@ int vnl_dma_log_report(struct vnl_dev *d, uint64_t iova, uint64_t len,
 int vnl_hmp(const char *cmd, char *out, size_t len);
 int vnl_qom_set(const char *id, const char *prop, const char *val);
 int vnl_qom_get_uint(const char *id, const char *prop, unsigned long *val);
+int vnl_lm_fault_at(const char *pf_id, const char *kind, unsigned int skip,
+		    unsigned int count, unsigned int status);
+int vnl_lm_cmds_seen(const char *pf_id, const char *kind, unsigned long *n);
 int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
 		 unsigned int status);
 
