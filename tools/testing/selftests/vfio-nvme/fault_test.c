@@ -32,15 +32,6 @@
 #define ST_INTERNAL	0x6		/* Internal Error: -EIO */
 #define NVME_PARAMS	"/sys/module/nvme/parameters/"
 
-#define S_ERROR		VFIO_DEVICE_STATE_ERROR
-#define S_STOP		VFIO_DEVICE_STATE_STOP
-#define S_RUNNING	VFIO_DEVICE_STATE_RUNNING
-#define S_STOP_COPY	VFIO_DEVICE_STATE_STOP_COPY
-#define S_RESUMING	VFIO_DEVICE_STATE_RESUMING
-#define S_RUNNING_P2P	VFIO_DEVICE_STATE_RUNNING_P2P
-#define S_PRE_COPY	VFIO_DEVICE_STATE_PRE_COPY
-#define S_PRE_COPY_P2P	VFIO_DEVICE_STATE_PRE_COPY_P2P
-
 /* the model's fault kinds (qemu/hw/nvme/lm.c), corrupt-state aside */
 static const char *const kinds[] = {
 	"suspend", "resume", "get-state", "set-state", "track-send",

@@ -28,15 +28,6 @@
 #define VF_NVQ		4
 #define VF_NVI		2
 
-#define S_ERROR		VFIO_DEVICE_STATE_ERROR
-#define S_STOP		VFIO_DEVICE_STATE_STOP
-#define S_RUNNING	VFIO_DEVICE_STATE_RUNNING
-#define S_STOP_COPY	VFIO_DEVICE_STATE_STOP_COPY
-#define S_RESUMING	VFIO_DEVICE_STATE_RESUMING
-#define S_RUNNING_P2P	VFIO_DEVICE_STATE_RUNNING_P2P
-#define S_PRE_COPY	VFIO_DEVICE_STATE_PRE_COPY
-#define S_PRE_COPY_P2P	VFIO_DEVICE_STATE_PRE_COPY_P2P
-
 /* stream layout (Documentation/stream.rst) */
 #define HDR_LEN		16
 #define REC_LEN		16
@@ -91,11 +82,8 @@ FIXTURE_SETUP(mig)
 		self->fd[i] = -1;
 	}
 	ASSERT_EQ(0, vnl_rig_open(&self->rig, DRIVER)) TH_LOG("%s", vnl_err);
-	for (i = 0; i < 2; i++)
-		ASSERT_EQ(0, vnl_dev_open(&self->dev[i], self->rig.bdf[i],
-					  VNL_IOMMUFD, i ? IOVA_B : IOVA_A,
-					  ARENA_SIZE))
-			TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_rig_open_vfs(&self->rig, self->dev, 2, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
 }
 
 FIXTURE_TEARDOWN(mig)

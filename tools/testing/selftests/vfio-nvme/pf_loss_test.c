@@ -70,15 +70,8 @@ static int other_io(struct _test_data_loss *self)
 /* the rig's two VFs, VF1 with its controller enabled */
 static int open_vfs(struct _test_data_loss *self)
 {
-	int i, ret;
-
-	for (i = 0; i < 2; i++) {
-		ret = vnl_dev_open(&self->dev[i], self->rig.bdf[i], VNL_IOMMUFD,
-				   i ? IOVA_B : IOVA_A, ARENA_SIZE);
-		if (ret)
-			return ret;
-	}
-	return vnl_ctrl_enable(&self->ctrl, &self->dev[0], 16);
+	return vnl_rig_open_vfs(&self->rig, self->dev, 2, ARENA_SIZE) ?:
+	       vnl_ctrl_enable(&self->ctrl, &self->dev[0], 16);
 }
 
 FIXTURE_SETUP(loss)

@@ -289,11 +289,8 @@ FIXTURE_SETUP(stress)
 	for (i = 0; i < 2; i++)
 		self->dev[i].device_fd = -1;
 	ASSERT_EQ(0, vnl_rig_open(&self->rig, DRIVER)) TH_LOG("%s", vnl_err);
-	for (i = 0; i < 2; i++)
-		ASSERT_EQ(0, vnl_dev_open(&self->dev[i], self->rig.bdf[i],
-					  VNL_IOMMUFD, i ? IOVA_B : IOVA_A,
-					  ARENA_SIZE))
-			TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_rig_open_vfs(&self->rig, self->dev, 2, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
 	/* a stream of VF1 (controller disabled), written by the fd threads */
 	ASSERT_EQ(0, vnl_mig_set_state(&self->dev[0], VFIO_DEVICE_STATE_STOP_COPY,
 				       &fd));

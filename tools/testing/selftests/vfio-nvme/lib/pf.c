@@ -537,6 +537,33 @@ err:
 }
 
 /**
+ * vnl_rig_open_vfs() - open the rig's first VFs through iommufd
+ * @r: the rig, from vnl_rig_open()
+ * @dev: @n devices; VF i gets its DMA arena at IOVA (i + 1) * 256 MiB
+ * @n: how many, at most @r->nvf
+ * @arena: the size of each arena
+ *
+ * Return: 0 or negative errno; the VFs opened before a failure stay open.
+ */
+int vnl_rig_open_vfs(const struct vnl_rig *r, struct vnl_dev *dev, int n,
+		     size_t arena)
+{
+	int i, ret;
+
+	if (n > r->nvf) {
+		errno = ENODEV;
+		return vnl_fail("the rig has %d VFs, %d wanted", r->nvf, n);
+	}
+	for (i = 0; i < n; i++) {
+		ret = vnl_dev_open(&dev[i], r->bdf[i], VNL_IOMMUFD,
+				   (i + 1) * 0x10000000ull, arena);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/**
  * vnl_rig_close() - close what vnl_rig_open() opened
  * @r: the rig
  */

@@ -196,6 +196,8 @@ struct vnl_rig {
 
 int vnl_rig_open(struct vnl_rig *r, const char *driver);
 void vnl_rig_close(struct vnl_rig *r);
+int vnl_rig_open_vfs(const struct vnl_rig *r, struct vnl_dev *dev, int n,
+		     size_t arena);
 int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len);
 int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 		     uint16_t *scid);
@@ -241,6 +243,16 @@ int vnl_lm_track_mem(int fd, uint16_t cntlid, bool start, uint8_t rmrtg,
 int vnl_lm_track_recv(int fd, uint16_t cntlid, void *buf, uint32_t len);
 
 /* ---- VFIO migration uAPI (lib/mig.c) ---- */
+
+/* the states, short */
+#define S_ERROR		VFIO_DEVICE_STATE_ERROR
+#define S_STOP		VFIO_DEVICE_STATE_STOP
+#define S_RUNNING	VFIO_DEVICE_STATE_RUNNING
+#define S_STOP_COPY	VFIO_DEVICE_STATE_STOP_COPY
+#define S_RESUMING	VFIO_DEVICE_STATE_RESUMING
+#define S_RUNNING_P2P	VFIO_DEVICE_STATE_RUNNING_P2P
+#define S_PRE_COPY	VFIO_DEVICE_STATE_PRE_COPY
+#define S_PRE_COPY_P2P	VFIO_DEVICE_STATE_PRE_COPY_P2P
 
 int vnl_mig_flags(struct vnl_dev *d, uint64_t *flags);
 int vnl_mig_set_state(struct vnl_dev *d, uint32_t state, int *data_fd);
