@@ -24,8 +24,6 @@
 #include "lib/vnl.h"
 
 #define DRIVER		"nvme_vfio_pci"
-#define IOVA_A		0x10000000ull
-#define IOVA_B		0x20000000ull
 #define ARENA_SIZE	0x100000
 #define DATA_LBA	500
 #define PATTERN		0xfa017u
@@ -75,13 +73,10 @@ FIXTURE_SETUP(fault)
 	for (i = 0; i < 2; i++)
 		self->dev[i].device_fd = -1;
 	ASSERT_EQ(0, vnl_rig_open(&self->rig, DRIVER)) TH_LOG("%s", vnl_err);
-	for (i = 0; i < 2; i++) {
-		ASSERT_EQ(0, vnl_dev_open(&self->dev[i], self->rig.bdf[i],
-					  VNL_IOMMUFD, i ? IOVA_B : IOVA_A,
-					  ARENA_SIZE))
-			TH_LOG("%s", vnl_err);
+	ASSERT_EQ(0, vnl_rig_open_vfs(&self->rig, self->dev, 2, ARENA_SIZE))
+		TH_LOG("%s", vnl_err);
+	for (i = 0; i < 2; i++)
 		self->arena_used[i] = self->dev[i].dma_used;
-	}
 	/* VF1 wrote a block before the matrix: every recovery reads it back */
 	ASSERT_EQ(0, bring_up(&self->dev[0], &self->ctrl[0],
 			      self->arena_used[0], true))

@@ -29,7 +29,6 @@
 
 #define DRIVER		"nvme_vfio_pci"
 #define IOVA_A		0x10000000ull
-#define IOVA_B		0x20000000ull
 #define IOVA_O		0x30000000ull
 #define ARENA_SIZE	0x100000
 #define RIG_NVFS	2
