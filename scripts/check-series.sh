@@ -35,29 +35,44 @@ rm -f "$OUT/.key"
 log=$LOGDIR/series-$VER.log
 : >"$log"
 
-# A pristine tree to build in, once per source package.
-if [ "$(cat "$OUT/.src" 2>/dev/null)" != "$KPKGVER" ]; then
+# The tree to build in: extracted once per source package.  git am needs a
+# repository: one whose first commit holds the files the series changes
+# (-f: Debian's .gitignore ignores everything at the top level), as the
+# tarball has them; the next run goes back to that commit, which also
+# removes the files the patches added, so the tree is pristine again without
+# copying or checksumming the whole of it.  A run that stopped before its
+# repository existed leaves no .pristine mark: the tree is extracted anew.
+src=$OUT/src build=$OUT/build noiov=$OUT/build-noiov git=$OUT/git
+export GIT_AUTHOR_NAME=rig GIT_AUTHOR_EMAIL=rig@invalid
+export GIT_COMMITTER_NAME=rig GIT_COMMITTER_EMAIL=rig@invalid
+gsrc() { (cd "$src" && git --git-dir="$git/.git" --work-tree=. "$@"); }
+if [ "$(cat "$OUT/.src" 2>/dev/null)" = "$KPKGVER" ] && [ -d "$git/.git" ]; then
+	gsrc reset -q --hard "$(gsrc rev-list --max-parents=0 HEAD)" >>"$log" 2>&1 &&
+		touch "$OUT/.pristine" || rm -f "$OUT/.pristine"
+fi
+if [ "$(cat "$OUT/.src" 2>/dev/null)" != "$KPKGVER" ] || [ ! -e "$OUT/.pristine" ]; then
 	rm -rf "$OUT"
 	mkdir -p "$OUT"
 	tar xf "$KTARBALL" -C "$OUT"
-	mv "$OUT/linux-source-$VER" "$OUT/src"
-	cp -a "$OUT/src" "$OUT/pristine"
+	mv "$OUT/linux-source-$VER" "$src"
 	echo "$KPKGVER" >"$OUT/.src"
+	touch "$OUT/.pristine"
 fi
-src=$OUT/src build=$OUT/build noiov=$OUT/build-noiov
-# back to pristine (checksums: untouched files keep their timestamps)
-rsync -rlc --delete "$OUT/pristine/" "$src/"
-
-# git am needs a repository: the tree as one commit (-f: Debian's
-# .gitignore ignores everything at the top level)
-git=$OUT/git
 rm -rf "$git"
 mkdir -p "$git"
-export GIT_AUTHOR_NAME=rig GIT_AUTHOR_EMAIL=rig@invalid
-export GIT_COMMITTER_NAME=rig GIT_COMMITTER_EMAIL=rig@invalid
-(cd "$src" && git init -q "$git" && git --git-dir="$git/.git" --work-tree=. add -A -f . &&
-	git --git-dir="$git/.git" --work-tree=. commit -q -m "linux-source-$VER $KPKGVER") >>"$log" 2>&1 ||
+# an earlier layout kept a full copy of the tree
+rm -rf "$OUT/pristine"
+# the files the patches change that the tarball has (the others are added
+# by an earlier patch of the series; git am says so if not)
+touched=()
+while read -r f; do
+	[ -f "$src/$f" ] && touched+=("$f")
+done < <(sed -n 's|^--- a/||p' "$PATCHES"/*.patch | LC_ALL=C sort -u)
+[ ${#touched[@]} -gt 0 ] || die "series $VER: the patches change no file of linux-source-$VER"
+{ git init -q "$git" && gsrc add -f -- "${touched[@]}" &&
+	gsrc commit -q -m "linux-source-$VER $KPKGVER: the files the series changes"; } >>"$log" 2>&1 ||
 	die "series $VER: could not make a git repository of the tree (see $log)"
+rm -f "$OUT/.pristine"
 
 # configure: the rig's fragments, and the same without SR-IOV; again after
 # a patch that adds a Kconfig symbol (the in-tree driver)
@@ -82,7 +97,7 @@ for p in "$PATCHES"/*.patch; do
 	[ -e "$p" ] || continue
 	n=$((n + 1))
 	name=$(basename "$p")
-	(cd "$src" && git --git-dir="$git/.git" --work-tree=. am -q --keep-cr --whitespace=error "$p") >>"$log" 2>&1 ||
+	gsrc am -q --keep-cr --whitespace=error "$p" >>"$log" 2>&1 ||
 		die "series $VER: $name does not apply with git am (see $log)"
 	if ! "$src/scripts/checkpatch.pl" --strict --terse --ignore FILE_PATH_CHANGES \
 		--root="$src" - <"$p" >"$log.cp" 2>&1; then

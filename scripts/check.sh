@@ -39,37 +39,72 @@ msg "guest kernels: $KERNELS$([ "$FLAVOUR" = rig ] || echo " ($FLAVOUR flavour)"
 phase deps bash "$ROOT/scripts/deps.sh"
 phase qemu bash -c "bash '$ROOT/scripts/build-qemu.sh' >'$CACHE/.qemu-path'"
 QEMU=$(cat "$CACHE/.qemu-path")
-# 6.12 is always built: the L2 guest's kernel, the lint and the selftests'
-# uapi headers come from its tree
-declare -A KDIRS
-for v in $(printf '%s\n' 6.12 $KERNELS | awk '!seen[$0]++'); do
-	phase "kernel-$v" bash -c "bash '$ROOT/scripts/build-kernel.sh' rig $v >'$CACHE/.kdir-path-$v'"
-	KDIRS[$v]=$(cat "$CACHE/.kdir-path-$v")
-done
-KDIR=${KDIRS[6.12]}
-# the debug flavour: the guests' kernels (lint and the selftests keep the
-# rig's 6.12 tree)
-if [ "$FLAVOUR" = debug ]; then
-	for v in $KERNELS; do
+in_kernels() { case " $KERNELS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# kernel_phases V: the guest kernel V (its debug flavour in check-debug)
+# and the out-of-tree module built against it; the guest's build directory
+# goes to $CACHE/.guest-kdir-V.  6.12's rig kernel is always built: the L2
+# guest's kernel, the lint and the selftests' uapi headers come from its
+# tree; the module the 6.12 rig guest loads is built in the source tree.
+kernel_phases() {
+	local v=$1 kd
+	if [ "$FLAVOUR" = rig ] || [ "$v" = 6.12 ]; then
+		phase "kernel-$v" bash -c "bash '$ROOT/scripts/build-kernel.sh' rig $v >'$CACHE/.kdir-path-$v'"
+		kd=$(cat "$CACHE/.kdir-path-$v")
+	fi
+	if [ "$v" = 6.12 ]; then
+		phase module-6.12 bash "$ROOT/scripts/build-module.sh" "$kd"
+	fi
+	if [ "$FLAVOUR" = debug ] && in_kernels "$v"; then
 		phase "kernel-debug-$v" bash -c "bash '$ROOT/scripts/build-kernel.sh' debug $v >'$CACHE/.kdir-path-debug-$v'"
-		KDIRS[$v]=$(cat "$CACHE/.kdir-path-debug-$v")
-	done
-fi
-# The out-of-tree build, from the same files against each kernel: the
-# module loaded into the 6.12 guest is built last, in the source tree
-for v in $KERNELS; do
-	[ "$v" = 6.12 ] && [ "$FLAVOUR" = rig ] && continue
-	name=module-$v
-	[ "$FLAVOUR" = rig ] || name=module-$FLAVOUR-$v
-	phase "$name" bash "$ROOT/scripts/build-module.sh" "${KDIRS[$v]}" --copy
-done
-phase module-6.12 bash "$ROOT/scripts/build-module.sh" "$KDIR"
-if [ "$MODE" = check ]; then
+		kd=$(cat "$CACHE/.kdir-path-debug-$v")
+		phase "module-debug-$v" bash "$ROOT/scripts/build-module.sh" "$kd" --copy
+	elif [ "$v" != 6.12 ]; then
+		phase "module-$v" bash "$ROOT/scripts/build-module.sh" "$kd" --copy
+	fi
+	echo "$kd" >"$CACHE/.guest-kdir-$v"
+}
+
+# check_phases: the lint and every kernel's series check (make check only)
+check_phases() {
+	local v
 	phase lint bash "$ROOT/scripts/lint.sh" "$KDIR"
 	for v in $KERNELS; do
 		phase "series-$v" bash "$ROOT/scripts/check-series.sh" "$v"
 	done
-fi
+}
+
+# in the background while a guest runs: a TCG guest keeps about one of the
+# two cores busy, the next kernel's build or the checks take the rest at
+# nice 19 (the guest's timing stays its own); their phase lines are printed
+# when they are done
+BG_PID= BG_WHAT=
+bg_start() {
+	BG_WHAT=$*
+	msg "in the background: $BG_WHAT"
+	(renice -n 19 -p "$BASHPID" >/dev/null && "$@") >"$LOGDIR/background.log" 2>&1 &
+	BG_PID=$!
+}
+bg_wait() {
+	local rc=0
+	[ -n "$BG_PID" ] || return 0
+	wait "$BG_PID" || rc=$?
+	BG_PID=
+	sed 's/^\[rig\] /[rig] (background) /' "$LOGDIR/background.log"
+	[ $rc -eq 0 ] || die "$BG_WHAT failed (rc=$rc)"
+}
+# a run that stops early takes its background builds with it
+kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		kill_tree "$c"
+	done
+	kill "$1" 2>/dev/null || true
+}
+trap '[ -z "$BG_PID" ] || kill_tree "$BG_PID"' EXIT
+
+kernel_phases 6.12
+KDIR=$(cat "$CACHE/.kdir-path-6.12")
 rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR/tests"
 phase selftests bash "$ROOT/scripts/build-selftests.sh" "$KDIR" "$RUNDIR/tests"
@@ -84,10 +119,12 @@ if [ "$MODE" = check ]; then
 	host_results+=(--host model "$RUNDIR/qtest.log")
 fi
 # The end-to-end migration test (QEMU in the guest, an L2 VM) runs in check
-# and demo; E2E_BACKENDS="" skips it.  E2E_VF_OPTS adds options to QEMU's
+# and demo; E2E_BACKENDS="" skips it.  check: "legacy+iommufd", one L2 VM
+# whose QEMUs alternate (container -> iommufd -> container); "legacy
+# iommufd" boots one L2 VM per backend.  E2E_VF_OPTS adds options to QEMU's
 # -device vfio-pci (only to show what the test catches without them).
 case $MODE in
-check) E2E_BACKENDS=${E2E_BACKENDS-legacy iommufd} ;;
+check) E2E_BACKENDS=${E2E_BACKENDS-legacy+iommufd} ;;
 demo) E2E_BACKENDS=${E2E_BACKENDS-iommufd} ;;
 *) E2E_BACKENDS= ;;
 esac
@@ -114,18 +151,34 @@ EOT
 # One guest per kernel, each in RUNDIR/vm-VERSION: the 6.12 guest loads the
 # out-of-tree module, the 7.3 guest the in-tree one of its own build.
 results=()
-for v in $KERNELS; do
+built=" 6.12 "
+checked=
+[ "$MODE" = check ] || checked=1
+set -- $KERNELS
+while [ $# -gt 0 ]; do
+	v=$1
+	shift
+	case $built in *" $v "*) ;; *) kernel_phases "$v"; built="$built$v " ;; esac
+	guest_kdir=$(cat "$CACHE/.guest-kdir-$v")
 	vmdir=$RUNDIR/vm-$v
 	mkdir -p "$vmdir"
 	moddir=$ROOT/drivers/vfio/pci/nvme
-	if [ "$v" != 6.12 ]; then
-		moddir=${KDIRS[$v]}/drivers/vfio/pci/nvme
-	elif [ "$FLAVOUR" = debug ]; then
-		moddir=$(oot_dir "${KDIRS[$v]}")/drivers/vfio/pci/nvme
+	if [ "$FLAVOUR" = debug ]; then
+		moddir=$(oot_dir "$guest_kdir")/drivers/vfio/pci/nvme
+	elif [ "$v" != 6.12 ]; then
+		moddir=$guest_kdir/drivers/vfio/pci/nvme
 	fi
 	phase "initramfs-$v" bash "$ROOT/scripts/mkinitramfs.sh" "$vmdir/initramfs.cpio" \
 		"$moddir" "$RUNDIR/tests" "$RUNDIR/config" $E2E_ROOT
-	KERNEL=${KDIRS[$v]}/arch/x86/boot/bzImage
+	KERNEL=$guest_kdir/arch/x86/boot/bzImage
+	# while this guest runs: the next guest's kernel, or else the checks
+	if [ $# -gt 0 ]; then
+		bg_start kernel_phases "$1"
+		built="$built$1 "
+	elif [ -z "$checked" ]; then
+		bg_start check_phases
+		checked=1
+	fi
 	if [ "$MODE" = shell ]; then
 		msg "guest shell ($v): Ctrl-A X quits QEMU"
 		exec bash "$ROOT/scripts/run-vm.sh" "$QEMU" "$FW" "$KERNEL" \
@@ -164,7 +217,9 @@ for v in $KERNELS; do
 	fi
 	msg "console log ($v): $vmdir/console.log"
 	results+=(--run "$v" "$vmdir/console.log" "$vm_rc")
+	bg_wait
 done
+[ -n "$checked" ] || check_phases
 RUNDIR=$RUNDIR/vm-${KERNELS%% *}
 
 if [ "$MODE" = bench ]; then

@@ -3,7 +3,8 @@
 """Turn the guest console log into test results.
 
 The guest prints each suite's KTAP/TAP between
-  RIG-KTAP-BEGIN <name>   and   RIG-KTAP-END <name> [rc=N]
+  RIG-KTAP-BEGIN <name> [uptime=S]   and   RIG-KTAP-END <name> [rc=N] [uptime=S]
+(with both uptimes the block's summary gives its duration)
 Every leaf result counts once.  Skipped tests, missing results (fewer than
 the plan announced), a missing END marker, a non-zero exit status, a missing
 RIG-POWEROFF and any kernel splat in the log count as failures.
@@ -18,6 +19,7 @@ import sys
 RESULT = re.compile(r'^(\s*)(not ok|ok)\s+(\d+)\s*-?\s*([^#]*?)\s*(#\s*(.*))?$')
 PLAN = re.compile(r'^(\s*)1\.\.(\d+)')
 KMSG = re.compile(r'^\[\s*\d+\.\d+\]')
+UPTIME = re.compile(r'uptime=(\d+(?:\.\d+)?)')
 SPLAT = re.compile(r'(Oops:|BUG:|KASAN:|UBSAN:|Kernel panic|RIG-RMMOD \S+ failed|'
                    r'general protection fault|WARNING: .*(CPU|lock|possible)|'
                    r'INFO: (possible|task .* blocked)|'
@@ -118,6 +120,7 @@ def one_run(label, path, qemu_rc, host=False):
     total_p = total_f = 0
     all_failures = []
     block = None
+    began = None
     lines = []
     for line in log:
         if line.startswith('RIG-KTAP-BEGIN '):
@@ -126,13 +129,19 @@ def one_run(label, path, qemu_rc, host=False):
                 total_p, total_f = total_p + p, total_f + f
                 all_failures += fl
             block = line.split()[1]
+            m = UPTIME.search(line)
+            began = float(m.group(1)) if m else None
             lines = []
             continue
         if block and line.startswith('RIG-KTAP-END'):
             m = re.search(r'rc=(\d+)', line)
             rc = int(m.group(1)) if m else 0
+            m = UPTIME.search(line)
+            took = ''
+            if m and began is not None:
+                took = f' ({float(m.group(1)) - began:.0f} s)'
             p, f, fl, out = parse_block(block, lines, rc)
-            print(f'# ---- {tag}{block}: {p} passed, {f} failed')
+            print(f'# ---- {tag}{block}: {p} passed, {f} failed{took}')
             for o in out:
                 print(o)
             total_p, total_f = total_p + p, total_f + f

@@ -22,7 +22,10 @@ args=(
 	-device intel-iommu,intremap=on,caching-mode=on
 	-nodefaults -display none -no-reboot
 	-kernel "$kernel" -initrd "$initrd"
-	-append "console=ttyS0 intel_iommu=on panic=-1 vfio_pci.enable_sriov=1 ${RIG_APPEND:-}"
+	# tsc=reliable: TCG's TSC is the host clock; the clocksource watchdog
+	# (slow emulated reads) would otherwise switch the guest to acpi_pm,
+	# whose every read is an emulated port access
+	-append "console=ttyS0 intel_iommu=on panic=-1 vfio_pci.enable_sriov=1 tsc=reliable ${RIG_APPEND:-}"
 	-monitor "unix:$rundir/hmp.sock,server=on,wait=off"
 	# a second HMP monitor for the guest's tests (fault injection): the
 	# guest's virtio-serial port is a client of this QEMU's own socket

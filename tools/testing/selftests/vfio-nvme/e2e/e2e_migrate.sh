@@ -8,7 +8,10 @@
 #
 #   e2e_migrate.sh BACKEND VF1 VF2 [ROUND_TRIPS]
 #
-# BACKEND is "legacy" (VFIO container) or "iommufd".  QEMU runs with its
+# BACKEND is "legacy" (VFIO container), "iommufd", or a "+"-separated list
+# of them that the QEMUs take in turn (a, b, c, ...): "legacy+iommufd"
+# migrates from a QEMU on the container to one on iommufd and back, so one
+# L2 boot covers both backends as source and as destination.  QEMU runs with its
 # default vfio-pci options and default migration parameters; only the
 # return-path and switchover-ack capabilities are set.  Prints TAP on
 # stdout and one "DEMO" report line per migration; a watchdog dumps both
@@ -19,6 +22,10 @@
 # -device vfio-pci (to show what the test catches without the driver's
 # dirty tracking: ",x-device-dirty-page-tracking=off,enable-migration=on").
 BACKEND=$1 VF1=$2 VF2=$3 ROUNDS=${4:-1}
+BACKENDS=$(echo "$BACKEND" | tr '+' ' ')
+for b in $BACKENDS; do
+	case $b in legacy | iommufd) ;; *) echo "e2e_migrate.sh: unknown backend '$b'" >&2; exit 2 ;; esac
+done
 E=${E2E_DIR:-/tmp/e2e-$BACKEND}
 L2MODE=${E2E_L2_MODE:-workload}
 QEMU=${E2E_QEMU:-/usr/bin/qemu-system-x86_64}
@@ -103,13 +110,25 @@ dump() {
 	done
 }
 
+# backend_of NAME: the backend of QEMU NAME (a takes the first of BACKENDS)
+backend_of() {
+	_i=0
+	for _n in a b c d e f g h i; do
+		[ "$_n" = "$1" ] && break
+		_i=$((_i + 1))
+	done
+	set -- $BACKENDS
+	shift $((_i % $#))
+	echo "$1"
+}
+
 # qemu_start NAME VF [incoming]
 qemu_start() {
 	name=$1 vf=$2
 	set -- -L "$FW" -accel tcg,tb-size=256 -cpu max -smp 1 -m "${E2E_L2_MEM:-128M}" \
 		-machine q35 -nodefaults -display none -no-reboot \
 		-kernel "$L2K" -initrd "$L2I" \
-		-append "console=ttyS0 quiet loglevel=4 panic=-1 l2.mode=$L2MODE" \
+		-append "console=ttyS0 quiet loglevel=4 panic=-1 tsc=reliable l2.mode=$L2MODE" \
 		-serial "file:$E/l2-$name.log" \
 		-qmp "unix:$E/qmp-$name.sock,server=on,wait=off" \
 		-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \
@@ -121,7 +140,7 @@ qemu_start() {
 		-D "$E/trace-$name.log" ${3:+-incoming defer}
 	if [ -n "${E2E_NO_VF:-}" ]; then
 		:
-	elif [ "$BACKEND" = iommufd ]; then
+	elif [ "$(backend_of "$name")" = iommufd ]; then
 		set -- "$@" -object iommufd,id=iommufd0 \
 			-device "vfio-pci,host=$vf,bus=rp1,id=vf0,iommufd=iommufd0${E2E_VF_OPTS:-}"
 	else
@@ -176,7 +195,10 @@ wait_full() {
 # destination), 2 failed but the VM runs on the destination
 migrate() {
 	src=$1 svf=$2 dst=$3 dvf=$4 num=$5
-	desc="migration $num ($BACKEND) $src on $svf -> $dst on $dvf"
+	sbe=$(backend_of "$src") dbe=$(backend_of "$dst")
+	be=$sbe
+	[ "$sbe" = "$dbe" ] || be="$sbe -> $dbe"
+	desc="migration $num ($be) $src on $svf -> $dst on $dvf"
 	qmp "$dst" "$caps" >/dev/null &&
 		qmp "$dst" "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"unix:$E/mig$num.sock\"}}" >/dev/null &&
 		qmp "$src" "$caps" >/dev/null || {
@@ -242,7 +264,7 @@ migrate() {
 	echo "DEMO   driver phases (last): $phases"
 	grep -m1 vfio_device_dirty_tracking_start "$E/trace-$src.log" | sed 's/^/DEMO   QEMU trace (source): /'
 	grep -a 'warning\|error' "$E/qemu-$src.out" | sort -u | head -5 | sed 's/^/DEMO   QEMU (source) said: /'
-	echo "E2E-MIG backend=$BACKEND num=$num total_ms=$total downtime_ms=$down initial=$pre stopcopy=$((saved - pre)) loaded=$loaded data_size=$dsize dirty=$dirty syncs=$syncs src_cmds=$scmd dst_cmds=$dcmd" >>"$E/report"
+	echo "E2E-MIG backend=$sbe dst_backend=$dbe num=$num total_ms=$total downtime_ms=$down initial=$pre stopcopy=$((saved - pre)) loaded=$loaded data_size=$dsize dirty=$dirty syncs=$syncs src_cmds=$scmd dst_cmds=$dcmd" >>"$E/report"
 	if [ "$ds" != running ]; then
 		result 1 "$desc" "destination is ${ds:-?}, not running"
 		dump "destination not running"
