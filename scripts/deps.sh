@@ -10,7 +10,7 @@ PKGS=(
 	dpkg-dev xz-utils bzip2
 	# kernel build + lint
 	linux-source-6.12 flex bison bc libelf-dev libssl-dev dwarves sparse
-	cpio perl rsync patch git libc6-dev python3 kmod unifdef
+	cpio perl rsync patch git libc6-dev python3 kmod unifdef lz4
 	# guest
 	busybox-static seabios qemu-system-data
 )

@@ -4,9 +4,10 @@
 # with only the fuzzing tests selected:
 #  - the device model's Set Controller State fuzzer (qtest on the host),
 #    QTEST_FUZZ_CASES mutated states (default 100000);
-#  - the driver's stream fuzzer (migration_test mig.stream_fuzz in the
-#    guest of FUZZ_KERNEL, default 6.12), STREAM_FUZZ_CASES streams
-#    (default 10000);
+#  - the driver's stream fuzzer (migration_test mig.stream_fuzz) in the
+#    guest of FUZZ_KERNEL (default 7.3) built as FUZZ_FLAVOUR (default
+#    debug: KASAN, UBSAN, kmemleak, lockdep, as make check-debug; "rig" for
+#    the rig's kernel), STREAM_FUZZ_CASES streams (default 100000);
 #  - fault_test's fault.matrix with every step of every command failed
 #    (FAULT_MATRIX_FULL=1; make check fails the first 8 and last 4 of a
 #    long sequence).
@@ -15,10 +16,14 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 export QTEST_FUZZ_CASES=${QTEST_FUZZ_CASES:-100000}
-export STREAM_FUZZ_CASES=${STREAM_FUZZ_CASES:-10000}
-export RIG_KERNEL=${FUZZ_KERNEL:-6.12}
+export STREAM_FUZZ_CASES=${STREAM_FUZZ_CASES:-100000}
+export RIG_KERNEL=${FUZZ_KERNEL:-7.3}
 export FAULT_MATRIX_FULL=1
 export TESTS="migration_test fault_test" E2E_BACKENDS=
 export TEST_ARGS="-r mig.stream_fuzz -r fault.matrix"
-export RIG_QTEST_TIMEOUT=${RIG_QTEST_TIMEOUT:-3600} RIG_TIMEOUT=${RIG_TIMEOUT:-7200}
-exec bash "$ROOT/scripts/check.sh" check
+export RIG_QTEST_TIMEOUT=${RIG_QTEST_TIMEOUT:-3600} RIG_TIMEOUT=${RIG_TIMEOUT:-14400}
+case ${FUZZ_FLAVOUR:-debug} in
+debug) exec bash "$ROOT/scripts/check.sh" check-debug ;;
+rig) exec bash "$ROOT/scripts/check.sh" check ;;
+*) die "FUZZ_FLAVOUR: debug or rig, not '$FUZZ_FLAVOUR'" ;;
+esac

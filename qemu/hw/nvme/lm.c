@@ -3778,6 +3778,17 @@ bool nvme_lm_init_ctrl(NvmeCtrl *n, Error **errp)
                                          &DEVICE(n)->mem_reentrancy_guard);
     lm->hold_timer = timer_new_ms(QEMU_CLOCK_VIRTUAL, nvme_lm_hold_timer_cb, n);
 
+    if (pci_is_vf(PCI_DEVICE(n))) {
+        /*
+         * A VF's Function Level Reset is done when the config write that
+         * starts it returns: the VF reports Immediate Readiness, and the
+         * host does not wait the 100 ms after an FLR that PCIe allows a
+         * function without it (every VFIO_DEVICE_RESET is such an FLR).
+         */
+        pci_word_test_and_set_mask(PCI_DEVICE(n)->config + PCI_STATUS,
+                                   PCI_STATUS_IMM_READY);
+    }
+
     if (pci_is_vf(PCI_DEVICE(n)) || !lm->hmlms) {
         /* migratable controllers never report HMLMS */
         lm->hmlms = false;

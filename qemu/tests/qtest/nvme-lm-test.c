@@ -623,6 +623,13 @@ static void test_identify(void)
                                 t.buf)), ==, SC_INVALID_FLD);
     cmd.cdw11 = cpu_to_le32(t.vf[1].cntlid);
     g_assert_cmphex(SC(admin(&t, &t.vf[0], &cmd, NULL)), ==, SC_INVALID_OP);
+
+    /* a VF's FLR is done at once: Immediate Readiness, also after an FLR */
+    g_assert_cmphex(cfg_readw(&t, t.vf[0].devfn, PCI_STATUS) &
+                    PCI_STATUS_IMM_READY, ==, PCI_STATUS_IMM_READY);
+    vf_flr(&t, &t.vf[0]);
+    g_assert_cmphex(cfg_readw(&t, t.vf[0].devfn, PCI_STATUS) &
+                    PCI_STATUS_IMM_READY, ==, PCI_STATUS_IMM_READY);
     lm_end(&t);
 }
 
