@@ -105,8 +105,15 @@ dump() {
 	echo "--- L1 dmesg (tail)"
 	dmesg | tail -30
 	for l in "$E"/l2-*.log "$E"/qemu-*.out; do
-		echo "--- $l (tail)"
-		tail -8 "$l"
+		# an L2 kernel oops whole (from its first line), else the tail
+		n=$(grep -a -n -m1 'BUG:\|Oops\|general protection\|Kernel panic' "$l" | cut -d: -f1)
+		if [ -n "$n" ]; then
+			echo "--- $l (from line $((n > 5 ? n - 5 : 1)))"
+			tail -n +$((n > 5 ? n - 5 : 1)) "$l" | head -60
+		else
+			echo "--- $l (tail)"
+			tail -8 "$l"
+		fi
 	done
 }
 
