@@ -21,6 +21,8 @@ if [ "$MODE" = check-debug ]; then
 	MODE=check
 	RIG_KERNEL=${RIG_KERNEL:-7.3}
 	E2E_BACKENDS=${E2E_BACKENDS-}
+	# KASAN and kmemleak under TCG: the guest is several times slower
+	RIG_TIMEOUT=${RIG_TIMEOUT:-5400}
 fi
 T0=$(date +%s)
 msg "cache: $CACHE   mode: $MODE"
@@ -147,6 +149,7 @@ E2E_VF_OPTS="${E2E_VF_OPTS:-}"
 STREAM_FUZZ_CASES="${STREAM_FUZZ_CASES:-}"
 STREAM_FUZZ_SEED="${STREAM_FUZZ_SEED:-}"
 FAULT_MATRIX_FULL="${FAULT_MATRIX_FULL:-}"
+TIMEOUT_SCALE=$([ "$FLAVOUR" = rig ] && echo 1 || echo "${RIG_DEBUG_TIMEOUT_SCALE:-4}")
 EOT
 # One guest per kernel, each in RUNDIR/vm-VERSION: the 6.12 guest loads the
 # out-of-tree module, the 7.3 guest the in-tree one of its own build.

@@ -450,4 +450,4 @@ TEST_F(cdq, suspend_marker_filling_queue_keeps_esa)
 	ASSERT_EQ(0, admin(c, VNL_OPC_CDQ, 1, q.id, 0, 0, NULL));
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -481,4 +481,4 @@ TEST_F(dirty, windows_smaller_than_granule)
 	EXPECT_EQ(8, count_bits(map, 8));
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -549,4 +549,4 @@ TEST_F(fault, suspend_timeout_recovers)
 	ASSERT_EQ(0, recover(_metadata, self, 0));
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -1668,4 +1668,4 @@ TEST(namespace_attachment_is_persistent)
 	vnl_rig_close(&rig);
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -1237,4 +1237,4 @@ TEST_F(mmc, virt_mgmt_statuses)
 				       NULL, 0, NULL)));
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -143,4 +143,4 @@ TEST_F(pf, pf_reset_seen_by_vf_driver)
 		TH_LOG("%s", vnl_err);
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

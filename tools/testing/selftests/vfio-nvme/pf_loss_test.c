@@ -342,4 +342,4 @@ TEST_F_TIMEOUT(loss, pf_unbind, 600)
 	each_phase(_metadata, self, LOSS_UNBIND);
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -148,4 +148,4 @@ TEST(mmio_routing_while_the_map_changes)
 	munmap(s.bar, 4096);
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -386,4 +386,4 @@ TEST_F_TIMEOUT(stress, two_vfs_of_one_pf, 600)
 	hammer(_metadata, self, 2);
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

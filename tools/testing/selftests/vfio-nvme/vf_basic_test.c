@@ -220,4 +220,4 @@ TEST_F(vf, msix_completion)
 	EXPECT_GT(n, 0) TH_LOG("no MSI-X interrupt for an I/O completion");
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

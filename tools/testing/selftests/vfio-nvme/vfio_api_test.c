@@ -175,4 +175,4 @@ TEST(region_info_matches_config_space)
 	vnl_dev_close(&d);
 }
 
-TEST_HARNESS_MAIN
+VNL_HARNESS_MAIN

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 enum vnl_iommu_mode {
 	VNL_IOMMUFD,	/* /dev/vfio/devices/vfioN + /dev/iommu */
@@ -285,5 +286,33 @@ int vnl_lm_fault(const char *pf_id, const char *kind, unsigned int count,
 #define VNL_VM_ONLINE	0x9
 #define VNL_VM_RT_VQ	0
 #define VNL_VM_RT_VI	1
+
+/* $VNL_TIMEOUT_SCALE (1 to 100), 1 when unset or out of range */
+static inline long vnl_timeout_scale(void)
+{
+	const char *env = getenv("VNL_TIMEOUT_SCALE");
+	long scale = env ? strtol(env, NULL, 10) : 1;
+
+	return scale >= 1 && scale <= 100 ? scale : 1;
+}
+
+/*
+ * VNL_HARNESS_MAIN - TEST_HARNESS_MAIN with every test's timeout multiplied
+ * by vnl_timeout_scale(): the rig's debug kernel (KASAN, kmemleak, debug
+ * objects under TCG) runs the same tests several times slower than the
+ * timeouts were set for.  Only for files that include kselftest_harness.h.
+ */
+#define VNL_HARNESS_MAIN						\
+	int main(int argc, char **argv)					\
+	{								\
+		struct __fixture_metadata *f;				\
+		struct __test_metadata *t;				\
+		long scale = vnl_timeout_scale();			\
+									\
+		for (f = __fixture_list; scale > 1 && f; f = f->next)	\
+			for (t = f->tests; t; t = t->next)		\
+				t->timeout *= scale;			\
+		exit(test_harness_run(argc, argv));			\
+	}
 
 #endif /* VNL_H */
