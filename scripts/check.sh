@@ -228,7 +228,6 @@ while [ $# -gt 0 ]; do
 	results+=(--run "$v" "$vmdir/console.log" "$vm_rc")
 	bg_wait
 done
-[ -n "$checked" ] || check_phases
 RUNDIR=$RUNDIR/vm-${KERNELS%% *}
 
 if [ "$MODE" = bench ]; then
