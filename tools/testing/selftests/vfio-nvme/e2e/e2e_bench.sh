@@ -58,7 +58,7 @@ readbench() { # DRIVER RUN
 	qemu-system-x86_64 -L /e2e/fw -accel tcg,tb-size=256 -cpu max -smp 1 -m 128M \
 		-machine q35 -nodefaults -display none -no-reboot \
 		-kernel /e2e/l2/bzImage -initrd /e2e/l2/initrd.cpio \
-		-append "console=ttyS0 quiet loglevel=4 panic=-1 tsc=reliable l2.mode=readbench:16" \
+		-append "console=ttyS0 quiet loglevel=4 panic=-1 tsc=reliable no_timer_check l2.mode=readbench:16" \
 		-serial "file:$B/read-$1-$2.log" \
 		-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \
 		-device "vfio-pci,host=$VF1,bus=rp1" >"$B/read-$1-$2.out" 2>&1
