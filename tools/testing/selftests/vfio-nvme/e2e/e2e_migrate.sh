@@ -23,6 +23,8 @@
 # dirty tracking: ",x-device-dirty-page-tracking=off,enable-migration=on").
 BACKEND=$1 VF1=$2 VF2=$3 ROUNDS=${4:-1}
 BACKENDS=$(echo "$BACKEND" | tr '+' ' ')
+# the QEMUs in start order: a boots L2, each next one is a destination
+NAMES="a b c d e f g h i"
 for b in $BACKENDS; do
 	case $b in legacy | iommufd) ;; *) echo "e2e_migrate.sh: unknown backend '$b'" >&2; exit 2 ;; esac
 done
@@ -108,8 +110,9 @@ dump() {
 		# an L2 kernel oops whole (from its first line), else the tail
 		n=$(grep -a -n -m1 'BUG:\|Oops\|general protection\|Kernel panic' "$l" | cut -d: -f1)
 		if [ -n "$n" ]; then
-			echo "--- $l (from line $((n > 5 ? n - 5 : 1)))"
-			tail -n +$((n > 5 ? n - 5 : 1)) "$l" | head -60
+			n=$((n > 5 ? n - 5 : 1))
+			echo "--- $l (from line $n)"
+			tail -n +$n "$l" | head -60
 		else
 			echo "--- $l (tail)"
 			tail -8 "$l"
@@ -120,7 +123,7 @@ dump() {
 # backend_of NAME: the backend of QEMU NAME (a takes the first of BACKENDS)
 backend_of() {
 	_i=0
-	for _n in a b c d e f g h i; do
+	for _n in $NAMES; do
 		[ "$_n" = "$1" ] && break
 		_i=$((_i + 1))
 	done
@@ -322,7 +325,7 @@ else
 	result 0 "L2 boots on $VF1 ($BACKEND) and runs the workload"
 	wait_full 1 120
 	cur=a curvf=$VF1 othervf=$VF2 num=0 ok=1
-	for name in b c d e f g h i; do
+	for name in ${NAMES#a }; do
 		[ $num -ge $((ROUNDS * 2)) ] && break
 		num=$((num + 1))
 		t "migration $num: destination QEMU $name on $othervf waits"
