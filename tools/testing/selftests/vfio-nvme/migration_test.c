@@ -744,7 +744,7 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	const uint32_t err_rec_off[6] = { 0x05, 0 };
 	unsigned int i, accepted = 0, checks = 0, by_errno[160] = { 0 };
 	unsigned int cases = 300;
-	uint64_t seed = time(NULL);
+	uint64_t seed = time(NULL), t0;
 	size_t len, blen, cap;
 	uint8_t *good, *b;
 	uint64_t iova;
@@ -765,6 +765,7 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	b = malloc(cap);
 	ASSERT_NE(NULL, b);
 
+	t0 = vnl_now_ms();
 	for (i = 0; i < cases; i++) {
 		memcpy(b, good, len);
 		blen = len;
@@ -817,8 +818,10 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 			TH_LOG("stream fuzz: %u cases done, %u accepted", i + 1,
 			       accepted);
 	}
-	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks",
-	       i, accepted, checks);
+	t0 = vnl_now_ms() - t0;
+	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks, %llu s (%llu ms a case)",
+	       i, accepted, checks, (unsigned long long)t0 / 1000,
+	       (unsigned long long)(i ? t0 / i : 0));
 	for (e = 1; e < (int)ARRAY_SIZE(by_errno); e++)
 		if (by_errno[e])
 			TH_LOG("  %-16s %u", strerror(e), by_errno[e]);
@@ -955,14 +958,6 @@ static bool kmsg_has(const char *a, const char *b);
 #define NVME_PARAMS	"/sys/module/nvme/parameters/"
 #define HOLD_MS		20000
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads on the other VF, in a thread, for as long as a Suspend is held. */
 struct io_loop {
 	struct vnl_ctrl *c;
@@ -1037,9 +1032,9 @@ static void suspend_timeout(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-suspend-delay", "20000")) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, pthread_create(&io.thread, NULL, io_loop_fn, &io));
 
-	t0 = now_ms();
+	t0 = vnl_now_ms();
 	ret = SET(0, S_RUNNING_P2P);
-	took = now_ms() - t0;
+	took = vnl_now_ms() - t0;
 	usleep(300000);
 	atomic_store(&io.stop, 1);
 	pthread_join(io.thread, NULL);

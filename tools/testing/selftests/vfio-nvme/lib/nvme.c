@@ -16,7 +16,8 @@ int vnl_fail(const char *fmt, ...);
 #define CSTS_RDY	0x1
 #define CSTS_CFS	0x2
 
-static uint64_t now_ms(void)
+/* CLOCK_MONOTONIC in milliseconds */
+uint64_t vnl_now_ms(void)
 {
 	struct timespec ts;
 
@@ -27,7 +28,7 @@ static uint64_t now_ms(void)
 static int wait_rdy(struct vnl_ctrl *c, uint32_t want)
 {
 	/* CAP.TO is in 500 ms units */
-	uint64_t limit = now_ms() + ((c->cap >> 24) & 0xff) * 500 + 1000;
+	uint64_t limit = vnl_now_ms() + ((c->cap >> 24) & 0xff) * 500 + 1000;
 	uint32_t csts;
 
 	for (;;) {
@@ -38,7 +39,7 @@ static int wait_rdy(struct vnl_ctrl *c, uint32_t want)
 		}
 		if ((csts & CSTS_RDY) == want)
 			return 0;
-		if (now_ms() > limit) {
+		if (vnl_now_ms() > limit) {
 			errno = ETIMEDOUT;
 			return vnl_fail("%s: CSTS.RDY != %u (CSTS %#x)",
 					c->dev->bdf, want, csts);
@@ -162,11 +163,11 @@ void vnl_submit(struct vnl_ctrl *c, struct vnl_queue *q, struct vnl_sqe *sqe)
  */
 int vnl_wait(struct vnl_ctrl *c, struct vnl_queue *q, struct vnl_cqe *cqe)
 {
-	uint64_t limit = now_ms() + c->timeout_ms;
+	uint64_t limit = vnl_now_ms() + c->timeout_ms;
 	struct vnl_cqe *e = &q->cq[q->cq_head];
 
 	while ((__atomic_load_n(&e->status, __ATOMIC_ACQUIRE) & 1) != q->phase) {
-		if (now_ms() > limit) {
+		if (vnl_now_ms() > limit) {
 			errno = ETIMEDOUT;
 			return vnl_fail("%s: no completion on queue %u",
 					c->dev->bdf, q->qid);

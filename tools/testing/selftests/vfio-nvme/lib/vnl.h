@@ -154,6 +154,7 @@ struct vnl_ctrl {
 #define VNL_SC(st)	(((st) >> 1) & 0xff)
 #define VNL_SCT(st)	(((st) >> 9) & 0x7)
 
+uint64_t vnl_now_ms(void);
 int vnl_ctrl_enable(struct vnl_ctrl *c, struct vnl_dev *d, uint16_t aq_depth);
 void vnl_ctrl_disable(struct vnl_ctrl *c);
 uint64_t vnl_db_offset(struct vnl_ctrl *c, uint16_t qid, bool cq);
