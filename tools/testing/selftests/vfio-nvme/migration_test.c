@@ -989,19 +989,6 @@ static unsigned long pf_resets(struct __test_metadata *_metadata)
 	return n;
 }
 
-static bool pf_live(void)
-{
-	char buf[32] = "";
-	FILE *f = fopen("/sys/class/nvme/nvme0/state", "r");
-
-	if (!f)
-		return false;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	return !strncmp(buf, "live", 4);
-}
-
 /*
  * Bounded time: the device holds VF1's Suspend (lm-suspend-delay, 20 s)
  * and nvme-pci's lm_suspend_timeout_ms is 1 s.  With @abort the model
@@ -1050,7 +1037,7 @@ static void suspend_timeout(struct __test_metadata *_metadata,
 	EXPECT_LT(0, io.ok) TH_LOG("VF2 did no I/O while VF1's Suspend was held");
 	EXPECT_EQ(0, io.bad);
 	EXPECT_EQ(resets, pf_resets(_metadata)) TH_LOG("the PF was reset");
-	EXPECT_TRUE(pf_live());
+	EXPECT_TRUE(vnl_pf_live(self->rig.pf));
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev[1]));
 	/* nvme-pci aborted it, and left it to the controller only if needed */
 	EXPECT_TRUE(kmsg_has("VF live migration command", "timeout, aborting"));

@@ -274,6 +274,29 @@ int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 }
 
 /**
+ * vnl_pf_live() - whether the PF's nvme controller is live
+ * @pf_bdf: the PF
+ *
+ * Return: true if /sys/class/nvme/nvmeN/state of the PF reads "live".
+ */
+bool vnl_pf_live(const char *pf_bdf)
+{
+	char name[32], path[PATH_MAX], buf[32] = "";
+	bool live;
+	FILE *f;
+
+	if (vnl_pf_ctrl_name(pf_bdf, name, sizeof(name)))
+		return false;
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	live = fgets(buf, sizeof(buf), f) && !strncmp(buf, "live", 4);
+	fclose(f);
+	return live;
+}
+
+/**
  * vnl_wait_nvme_live() - wait until a PF bound to nvme has a live controller
  * @pf_bdf: the PF
  *
@@ -283,25 +306,11 @@ int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
  */
 int vnl_wait_nvme_live(const char *pf_bdf)
 {
-	char name[32], path[PATH_MAX], buf[32];
 	int tries;
 
 	for (tries = 0; tries < 300; tries++) {
-		FILE *f;
-
-		if (!vnl_pf_ctrl_name(pf_bdf, name, sizeof(name))) {
-			snprintf(path, sizeof(path), "/sys/class/nvme/%s/state",
-				 name);
-			f = fopen(path, "r");
-			if (f) {
-				bool live = fgets(buf, sizeof(buf), f) &&
-					    !strncmp(buf, "live", 4);
-
-				fclose(f);
-				if (live)
-					return 0;
-			}
-		}
+		if (vnl_pf_live(pf_bdf))
+			return 0;
 		usleep(100000);
 	}
 	errno = ETIMEDOUT;
@@ -385,9 +394,8 @@ int vnl_sysfs_write(const char *bdf, const char *attr, const char *val)
  */
 int vnl_pf_reset(const char *pf_bdf)
 {
-	char name[32], path[PATH_MAX], state[32] = "";
-	int fd, tries, ret;
-	ssize_t n;
+	char name[32], path[PATH_MAX];
+	int fd, ret;
 
 	ret = vnl_pf_ctrl_name(pf_bdf, name, sizeof(name));
 	if (ret)
@@ -401,20 +409,7 @@ int vnl_pf_reset(const char *pf_bdf)
 		return ret;
 	}
 	close(fd);
-	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
-	for (tries = 0; tries < 300; tries++) {
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			return vnl_fail("open %s", path);
-		n = read(fd, state, sizeof(state) - 1);
-		close(fd);
-		state[n > 0 ? n : 0] = 0;
-		if (!strncmp(state, "live", 4))
-			return 0;
-		usleep(100000);
-	}
-	errno = ETIMEDOUT;
-	return vnl_fail("%s: state '%s' after reset", name, state);
+	return vnl_wait_nvme_live(pf_bdf);
 }
 
 /**
