@@ -1452,14 +1452,16 @@ static void *held_arc_fn(void *arg)
 /*
  * Lifetime per controller: removing one PF never waits for another PF's VF
  * commands.  The rig's second PF is bound to nvme with a VF; VF1 (of the
- * first PF) has a Suspend held by the device (4 s); unbinding nvme from the
- * second PF returns while that Suspend is still in flight, and the Suspend
- * then completes.  The second PF goes back to vfio-pci with its VF.
+ * first PF) has a Suspend held by the device (4 s times VNL_TIMEOUT_SCALE:
+ * the unbind alone took over 4 s on the debug kernel; nvme-pci's Suspend
+ * timeout raised to match); unbinding nvme from the second PF returns
+ * while that Suspend is still in flight, and the Suspend then completes.
+ * The second PF goes back to vfio-pci with its VF.
  */
 TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
 {
 	struct held_arc h = { .d = &self->dev[0], .state = S_RUNNING_P2P };
-	char vf[32], pf[32], path[PATH_MAX];
+	char vf[32], pf[32], path[PATH_MAX], hold[16];
 	pthread_t thread;
 	int vfn, unbound, done_at_unbind;
 
@@ -1476,7 +1478,12 @@ TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_drivers_autoprobe", "0"));
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
 
-	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-suspend-delay", "4000")) TH_LOG("%s", vnl_err);
+	/* nvme-pci must not time the held Suspend out (the teardown sets 5 s back) */
+	snprintf(hold, sizeof(hold), "%ld",
+		 vnl_timeout_scale() > 6 ? 60000 : 9000 * vnl_timeout_scale());
+	ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_suspend_timeout_ms", hold));
+	snprintf(hold, sizeof(hold), "%ld", 4000 * vnl_timeout_scale());
+	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-suspend-delay", hold)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, held_arc_fn, &h));
 	usleep(500000);
 	EXPECT_EQ(0, atomic_load(&h.done)) TH_LOG("the Suspend was not held");
