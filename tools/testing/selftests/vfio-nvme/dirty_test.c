@@ -134,11 +134,12 @@ static void exact_pages(struct __test_metadata *_metadata, struct vnl_ctrl *c,
 	set_page(want, iova[2], ps);
 
 	ASSERT_EQ(0, report_arena(d, ps, map));
-	for (i = 0; i < npages; i++)
+	for (i = 0; i < npages; i++) {
 		EXPECT_EQ(bit(want, i), bit(map, i))
 			TH_LOG("page %#llx at %llu bytes: expected %d",
 			       (unsigned long long)(IOVA_A + i * ps),
 			       (unsigned long long)ps, (int)bit(want, i));
+	}
 	ASSERT_EQ(0, report_arena(d, ps, map));
 	EXPECT_EQ(0, count_bits(map, npages));
 	EXPECT_EQ(0, vnl_dma_log_stop(d));
@@ -430,9 +431,10 @@ TEST_F(dirty, pf_reset_while_tracking)
 	EXPECT_EQ(-EIO, ret);
 	EXPECT_EQ(0, vnl_dma_log_stop(&self->dev));
 	self->logging = false;
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, vnl_pf_vf_online(self->rig.pffd, self->rig.pf, i, 4, 2,
 					      NULL)) TH_LOG("%s", vnl_err);
+	}
 	ASSERT_EQ(0, vnl_dev_reset(&self->dev));
 	EXPECT_EQ(0, vnl_dma_log_start(&self->dev, &ps, &r, 1));
 	self->logging = true;

@@ -941,9 +941,10 @@ TEST_F(mig, pf_reset_during_stop_copy)
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(&self->dev[1]));
 
 	/* recover: VFs online again, reset the device */
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, vnl_pf_vf_online(self->rig.pffd, self->rig.pf, i, VF_NVQ,
 					      VF_NVI, NULL)) TH_LOG("%s", vnl_err);
+	}
 	ASSERT_EQ(0, vnl_dev_reset(d));
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
 	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);

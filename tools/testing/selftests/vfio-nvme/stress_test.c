@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * vfio-nvme concurrency: threads hammer one VF, then two VFs of one PF at
- * once, for STRESS_SECONDS (default 10) each: migration state changes,
+ * once, for STRESS_SECONDS (default 10, times VNL_TIMEOUT_SCALE: each
+ * call must be made at least once) each: migration state changes,
  * reads and writes of the data fd, PRECOPY_INFO, MIG_DATA_SIZE, DMA
  * logging start/report/stop and VFIO_DEVICE_RESET, all racing.  Every call
  * must return 0 or an errno the uAPI documents for a call that lost a race
@@ -316,7 +317,7 @@ static void hammer(struct __test_metadata *_metadata,
 		   struct _test_data_stress *self, int nvf)
 {
 	const char *env = getenv("STRESS_SECONDS");
-	int secs = env ? atoi(env) : 10;
+	int secs = env ? atoi(env) : 10 * vnl_timeout_scale();
 	pthread_t th[2][NWORKERS];
 	size_t used[2];
 	struct vf_load *l;
@@ -357,9 +358,10 @@ static void hammer(struct __test_metadata *_metadata,
 			       d->bdf, atomic_load(&l[v].bad),
 			       op_name(atomic_load(&l[v].bad_op)),
 			       strerror(atomic_load(&l[v].bad_err)));
-		for (k = 0; k < OP_NUM; k++)
+		for (k = 0; k < OP_NUM; k++) {
 			EXPECT_LT(0, atomic_load(&l[v].calls[k]))
 				TH_LOG("%s: no %s call made", d->bdf, op_name(k));
+		}
 		if (l[v].fd >= 0)
 			close(l[v].fd);
 		/* the device recovers: RUNNING, a controller that works */
