@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * vfio-nvme concurrency: threads hammer one VF, then two VFs of one PF at
- * once, for STRESS_SECONDS (default 10, times VNL_TIMEOUT_SCALE: each
- * call must be made at least once) each: migration state changes,
+ * once, for STRESS_SECONDS (default 10 times VNL_TIMEOUT_SCALE, and up to
+ * 3 times as long again until every kind of call was made) each:
+ * migration state changes,
  * reads and writes of the data fd, PRECOPY_INFO, MIG_DATA_SIZE, DMA
  * logging start/report/stop and VFIO_DEVICE_RESET, all racing.  Every call
  * must return 0 or an errno the uAPI documents for a call that lost a race
@@ -313,6 +314,19 @@ FIXTURE_TEARDOWN(stress)
 	vnl_rig_close(&self->rig);
 }
 
+/* whether every kind of call was made on each of the @nvf VFs */
+static bool every_call_made(struct vf_load *l, int nvf)
+{
+	unsigned int k;
+	int v;
+
+	for (v = 0; v < nvf; v++)
+		for (k = 0; k < OP_NUM; k++)
+			if (!atomic_load(&l[v].calls[k]))
+				return false;
+	return true;
+}
+
 static void hammer(struct __test_metadata *_metadata,
 		   struct _test_data_stress *self, int nvf)
 {
@@ -322,8 +336,10 @@ static void hammer(struct __test_metadata *_metadata,
 	size_t used[2];
 	struct vf_load *l;
 	unsigned int i, k;
-	int v;
+	int v, extra;
 
+	if (secs < 1)
+		secs = 1;
 	l = calloc(nvf, sizeof(*l));
 	ASSERT_NE(NULL, l);
 	for (v = 0; v < nvf; v++) {
@@ -337,7 +353,15 @@ static void hammer(struct __test_metadata *_metadata,
 			ASSERT_EQ(0, pthread_create(&th[v][i], NULL, workers[i],
 						    &l[v]));
 	}
-	sleep(secs > 0 ? secs : 1);
+	sleep(secs);
+	/*
+	 * A write needs the random schedule to have reached RESUMING: on a
+	 * slow kernel some call may not have been made yet.  Up to three
+	 * times as long again until every one was.
+	 */
+	for (extra = 0; extra < 3 * secs && !every_call_made(l, nvf); extra++)
+		sleep(1);
+	secs += extra;
 	for (v = 0; v < nvf; v++)
 		atomic_store(&l[v].stop, true);
 	/* a thread stuck in the kernel: the test's timeout, and the watchdog */
