@@ -744,7 +744,7 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	const uint32_t err_rec_off[6] = { 0x05, 0 };
 	unsigned int i, accepted = 0, checks = 0, by_errno[160] = { 0 };
 	unsigned int cases = 300;
-	uint64_t seed = time(NULL), t0;
+	uint64_t seed = time(NULL), t0, ms;
 	size_t len, blen, cap;
 	uint8_t *good, *b;
 	uint64_t iova;
@@ -818,10 +818,10 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 			TH_LOG("stream fuzz: %u cases done, %u accepted", i + 1,
 			       accepted);
 	}
-	t0 = vnl_now_ms() - t0;
+	ms = vnl_now_ms() - t0;
 	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks, %llu s (%llu ms a case)",
-	       i, accepted, checks, (unsigned long long)t0 / 1000,
-	       (unsigned long long)(i ? t0 / i : 0));
+	       i, accepted, checks, (unsigned long long)ms / 1000,
+	       (unsigned long long)(i ? ms / i : 0));
 	for (e = 1; e < (int)ARRAY_SIZE(by_errno); e++)
 		if (by_errno[e])
 			TH_LOG("  %-16s %u", strerror(e), by_errno[e]);
@@ -1462,7 +1462,7 @@ static void *held_arc_fn(void *arg)
 TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
 {
 	struct held_arc h = { .d = &self->dev[0], .state = S_RUNNING_P2P };
-	char vf[32], pf[32], path[PATH_MAX], hold[16];
+	char vf[32], pf[32], path[PATH_MAX], timeout[16], hold[16];
 	pthread_t thread;
 	int vfn, unbound, done_at_unbind;
 
@@ -1480,9 +1480,9 @@ TEST_F(mig, pf_removal_does_not_wait_for_other_pf)
 	ASSERT_EQ(0, vnl_sysfs_write(pf, "sriov_numvfs", "1")) TH_LOG("%s", vnl_err);
 
 	/* nvme-pci must not time the held Suspend out (the teardown sets 5 s back) */
-	snprintf(hold, sizeof(hold), "%ld",
+	snprintf(timeout, sizeof(timeout), "%ld",
 		 vnl_timeout_scale() > 6 ? 60000 : 9000 * vnl_timeout_scale());
-	ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_suspend_timeout_ms", hold));
+	ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_suspend_timeout_ms", timeout));
 	snprintf(hold, sizeof(hold), "%ld", 4000 * vnl_timeout_scale());
 	ASSERT_EQ(0, vnl_qom_set("nvme0", "lm-suspend-delay", hold)) TH_LOG("%s", vnl_err);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, held_arc_fn, &h));
