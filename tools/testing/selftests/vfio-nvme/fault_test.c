@@ -423,7 +423,7 @@ static int seen_all(unsigned long seen[NKINDS])
  * (make fuzz), else all of a short sequence, and of a long one (the
  * Identify commands of the namespace scan: one per NSID not attached to the
  * VF, three per attached one) the first HEAD and the last TAIL.  In the
- * rig's layout (namespace 1 attached, 2..32 detached) the first eight are
+ * rig's layout (namespace 1 attached, 2..66 detached) the first eight are
  * the VF's own Identify commands, the NSID list and namespace 1's three:
  * every kind of Identify the driver sends is among them.
  */

@@ -744,7 +744,7 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	const uint32_t err_rec_off[6] = { 0x05, 0 };
 	unsigned int i, accepted = 0, checks = 0, by_errno[160] = { 0 };
 	unsigned int cases = 300;
-	uint64_t seed = time(NULL), t0, ms;
+	uint64_t seed = time(NULL), t0, t, ms, t_stop = 0, t_load = 0, t_reset = 0;
 	size_t len, blen, cap;
 	uint8_t *good, *b;
 	uint64_t iova;
@@ -777,8 +777,12 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 			for (e = 1 + fz_below(3); e; e--)
 				blen = fz_mutate(b, blen, cap);
 		}
+		t = vnl_now_ms();
 		ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
+		t_stop += vnl_now_ms() - t;
+		t = vnl_now_ms();
 		ret = load(dst, b, blen, 1 + fz_below(blen + 1));
+		t_load += vnl_now_ms() - t;
 		st = vnl_mig_get_state(dst);
 		if (!ret) {
 			accepted++;
@@ -799,7 +803,9 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 			if (-ret < (int)ARRAY_SIZE(by_errno))
 				by_errno[-ret]++;
 		}
+		t = vnl_now_ms();
 		ASSERT_EQ(0, vnl_dev_reset(dst)) TH_LOG("case %u: %s", i, vnl_err);
+		t_reset += vnl_now_ms() - t;
 		ASSERT_EQ(S_RUNNING, vnl_mig_get_state(dst));
 		if (i % 32 == 31 || i == cases - 1) {
 			ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], dst, 16))
@@ -822,6 +828,15 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks, %llu s (%llu ms a case)",
 	       i, accepted, checks, (unsigned long long)ms / 1000,
 	       (unsigned long long)(i ? ms / i : 0));
+	/*
+	 * where a case's time goes: RUNNING -> STOP, the load (RESUMING, the
+	 * writes, RESUMING -> STOP) and VFIO_DEVICE_RESET
+	 */
+	if (i)
+		TH_LOG("  per case: -> STOP %llu ms, load %llu ms, reset %llu ms",
+		       (unsigned long long)t_stop / i,
+		       (unsigned long long)t_load / i,
+		       (unsigned long long)t_reset / i);
 	for (e = 1; e < (int)ARRAY_SIZE(by_errno); e++)
 		if (by_errno[e])
 			TH_LOG("  %-16s %u", strerror(e), by_errno[e]);

@@ -15,6 +15,8 @@
 #   - MIG_DATA_SIZE over the device bytes sent at stop-copy;
 #   - PF admin commands per migration on each side against the minimum.
 # Prints "BENCH ..." lines; the host prints them as the table.
+# shellcheck source=e2e_l2.sh
+. "${0%/*}/e2e_l2.sh"
 VF1=$1 VF2=$2 PAIRS=${3:-1} ROUNDS=${E2E_BENCH_ROUNDS:-2}
 B=/tmp/e2e-bench
 rm -rf "$B"
@@ -55,10 +57,10 @@ readbench() { # DRIVER RUN
 	echo "$1" >"$d/driver_override"
 	echo "$VF1" >/sys/bus/pci/drivers_probe
 	[ -c /dev/vfio/vfio ] || return 1
-	qemu-system-x86_64 -L /e2e/fw -accel tcg,tb-size=256 -cpu max -smp 1 -m 128M \
-		-machine q35 -nodefaults -display none -no-reboot \
+	# shellcheck disable=SC2086 # L2_QEMU_ARGS: words without spaces
+	qemu-system-x86_64 -L /e2e/fw $L2_QEMU_ARGS -m 128M \
 		-kernel /e2e/l2/bzImage -initrd /e2e/l2/initrd.cpio \
-		-append "console=ttyS0 quiet loglevel=4 panic=-1 tsc=reliable no_timer_check l2.mode=readbench:16" \
+		-append "$L2_APPEND l2.mode=readbench:16" \
 		-serial "file:$B/read-$1-$2.log" \
 		-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \
 		-device "vfio-pci,host=$VF1,bus=rp1" >"$B/read-$1-$2.out" 2>&1

@@ -21,6 +21,8 @@
 # where the logs and the report go; E2E_VF_OPTS=",opt=..." is appended to
 # -device vfio-pci (to show what the test catches without the driver's
 # dirty tracking: ",x-device-dirty-page-tracking=off,enable-migration=on").
+# shellcheck source=e2e_l2.sh
+. "${0%/*}/e2e_l2.sh"
 BACKEND=$1 VF1=$2 VF2=$3 ROUNDS=${4:-1}
 BACKENDS=$(echo "$BACKEND" | tr '+' ' ')
 # the QEMUs in start order: a boots L2, each next one is a destination
@@ -135,15 +137,10 @@ backend_of() {
 # qemu_start NAME VF [incoming]
 qemu_start() {
 	name=$1 vf=$2
-	# no_timer_check: the L2's boot-time test of the PIT through the
-	# IO-APIC needs five ticks within about 0.15 s of TSC time, which a
-	# starved nested-TCG vCPU misses; the kernel then falls back to the
-	# 8259A and virtual-wire routes and panics ("IO-APIC + timer doesn't
-	# work", or an oops in mask_ioapic_irq() from the next interrupt)
-	set -- -L "$FW" -accel tcg,tb-size=256 -cpu max -smp 1 -m "${E2E_L2_MEM:-128M}" \
-		-machine q35 -nodefaults -display none -no-reboot \
+	# shellcheck disable=SC2086 # L2_QEMU_ARGS: words without spaces
+	set -- -L "$FW" $L2_QEMU_ARGS -m "${E2E_L2_MEM:-128M}" \
 		-kernel "$L2K" -initrd "$L2I" \
-		-append "console=ttyS0 quiet loglevel=4 panic=-1 tsc=reliable no_timer_check l2.mode=$L2MODE" \
+		-append "$L2_APPEND l2.mode=$L2MODE" \
 		-serial "file:$E/l2-$name.log" \
 		-qmp "unix:$E/qmp-$name.sock,server=on,wait=off" \
 		-device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,slot=1 \

@@ -274,6 +274,34 @@ int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 }
 
 /**
+ * vnl_pf_state() - the state of the PF's nvme controller
+ * @pf_bdf: the PF
+ * @buf: receives /sys/class/nvme/nvmeN/state without its newline
+ * @len: size of @buf
+ *
+ * Return: 0, or -ENODEV if the PF has no nvme controller (not bound to
+ * nvme, or its controller is being removed).
+ */
+int vnl_pf_state(const char *pf_bdf, char *buf, size_t len)
+{
+	char name[32], path[PATH_MAX];
+	FILE *f;
+
+	buf[0] = 0;
+	if (vnl_pf_ctrl_name(pf_bdf, name, sizeof(name)))
+		return -ENODEV;
+	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -ENODEV;
+	if (!fgets(buf, len, f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+/**
  * vnl_pf_live() - whether the PF's nvme controller is live
  * @pf_bdf: the PF
  *
@@ -281,19 +309,10 @@ int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
  */
 bool vnl_pf_live(const char *pf_bdf)
 {
-	char name[32], path[PATH_MAX], buf[32] = "";
-	bool live;
-	FILE *f;
+	char state[32];
 
-	if (vnl_pf_ctrl_name(pf_bdf, name, sizeof(name)))
-		return false;
-	snprintf(path, sizeof(path), "/sys/class/nvme/%s/state", name);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	live = fgets(buf, sizeof(buf), f) && !strncmp(buf, "live", 4);
-	fclose(f);
-	return live;
+	return !vnl_pf_state(pf_bdf, state, sizeof(state)) &&
+	       !strcmp(state, "live");
 }
 
 /**
@@ -302,19 +321,24 @@ bool vnl_pf_live(const char *pf_bdf)
  *
  * Polls for up to 30 seconds (TCG is slow).
  *
- * Return: 0, or -ETIMEDOUT.
+ * Return: 0, or -ETIMEDOUT (the message names the last state seen).
  */
 int vnl_wait_nvme_live(const char *pf_bdf)
 {
-	int tries;
+	char state[32] = "";
+	int tries, ret = -ENODEV;
 
 	for (tries = 0; tries < 300; tries++) {
-		if (vnl_pf_live(pf_bdf))
+		ret = vnl_pf_state(pf_bdf, state, sizeof(state));
+		if (!ret && !strcmp(state, "live"))
 			return 0;
 		usleep(100000);
 	}
 	errno = ETIMEDOUT;
-	return vnl_fail("%s: nvme controller not live", pf_bdf);
+	if (ret)
+		return vnl_fail("%s: no nvme controller after 30 s", pf_bdf);
+	return vnl_fail("%s: nvme controller state '%s' after 30 s", pf_bdf,
+			state);
 }
 
 /**

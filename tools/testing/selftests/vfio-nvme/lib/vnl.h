@@ -204,6 +204,7 @@ int vnl_pf_vf_bdf(const char *pf_bdf, int vfidx, char *vf_bdf, size_t len);
 int vnl_pf_vf_online(int fd, const char *pf_bdf, int vfidx, int nvq, int nvi,
 		     uint16_t *scid);
 int vnl_sysfs_write(const char *bdf, const char *attr, const char *val);
+int vnl_pf_state(const char *pf_bdf, char *buf, size_t len);
 bool vnl_pf_live(const char *pf_bdf);
 int vnl_wait_nvme_live(const char *pf_bdf);
 int vnl_pf_setup_vfs(const char *pf_bdf, int nvfs, int nvq, int nvi,
