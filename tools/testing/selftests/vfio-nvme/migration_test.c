@@ -745,7 +745,7 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	unsigned int i, accepted = 0, checks = 0, by_errno[160] = { 0 };
 	unsigned int cases = 300;
 	uint64_t seed = time(NULL), t0, t, ms, t_stop = 0, t_load = 0, t_reset = 0;
-	size_t len, blen, cap;
+	size_t len, blen, cap, arena;
 	uint8_t *good, *b;
 	uint64_t iova;
 	int ret, st, e;
@@ -764,6 +764,9 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	cap = 4 * len + 4096;
 	b = malloc(cap);
 	ASSERT_NE(NULL, b);
+	/* the usability checks' read buffer, then their queues from @arena */
+	ASSERT_NE(NULL, vnl_dma_alloc(dst, VNL_PAGE, &iova));
+	arena = dst->dma_used;
 
 	t0 = vnl_now_ms();
 	for (i = 0; i < cases; i++) {
@@ -808,12 +811,15 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 		t_reset += vnl_now_ms() - t;
 		ASSERT_EQ(S_RUNNING, vnl_mig_get_state(dst));
 		if (i % 32 == 31 || i == cases - 1) {
+			/*
+			 * the reset freed the last check's queues: without this
+			 * the arena ran out at the 52nd check (case 1663)
+			 */
+			dst->dma_used = arena;
 			ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], dst, 16))
 				TH_LOG("case %u: %s", i, vnl_err);
 			ASSERT_EQ(0, vnl_identify(&self->ctrl[1], 0x01, 0, 0, NULL));
 			ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[1], 1, 8, false, 0));
-			if (!checks)
-				ASSERT_NE(NULL, vnl_dma_alloc(dst, VNL_PAGE, &iova));
 			ASSERT_EQ(0, vnl_rw(&self->ctrl[1], NVME_CMD_READ, 1, 0, 1, iova));
 			ASSERT_EQ(0, vnl_dev_reset(dst));
 			checks++;
