@@ -358,10 +358,12 @@ static int nvmevf_resume_advance(struct nvmevf_migf *migf, size_t n)
 		return 0;
 	atomic64_add(n, &migf->nvmevf->stats.bytes_loaded);
 	ret = nvmevf_reader_advance(&migf->rd, n);
+	/* rate-limited: whoever writes the stream decides how often */
 	if (ret)
-		pci_warn(migf->nvmevf->core_device.pdev,
-			 "migration stream refused at byte %llu: %s (%pe)\n",
-			 migf->rd.total, migf->rd.why.msg, ERR_PTR(ret));
+		dev_warn_ratelimited(&migf->nvmevf->core_device.pdev->dev,
+				     "migration stream refused at byte %llu: %s (%pe)\n",
+				     migf->rd.total, migf->rd.why.msg,
+				     ERR_PTR(ret));
 	return ret;
 }
 
@@ -1070,9 +1072,9 @@ static int nvmevf_commit_locked(struct nvmevf_pci_core_device *nvmevf,
 		if (ret) {
 			/* a stream refused on arrival was logged by write() */
 			if (migf->rd.phase != NVMEVF_RD_ERROR)
-				pci_warn(nvmevf->core_device.pdev,
-					 "migration stream refused: %s (%pe)\n",
-					 migf->rd.why.msg, ERR_PTR(ret));
+				dev_warn_ratelimited(&nvmevf->core_device.pdev->dev,
+						     "migration stream refused: %s (%pe)\n",
+						     migf->rd.why.msg, ERR_PTR(ret));
 			return ret;
 		}
 	}
