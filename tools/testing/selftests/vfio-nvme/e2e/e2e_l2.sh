@@ -4,8 +4,9 @@
 # L2 guest.  L2_QEMU_ARGS (unquoted: words without spaces) is the machine,
 # L2_APPEND the kernel command line without the l2.mode= of its workload.
 #
-# One vCPU under nested TCG with the translation cache sized for QEMU's
-# own 128 MiB guest; q35 for the pcie-root-port the VF sits on.
+# One vCPU under nested TCG; a 256 MiB translation cache rather than
+# TCG's default 1 GiB, inside an L1 of 2 GiB; q35 for the pcie-root-port
+# the VF sits on.
 L2_QEMU_ARGS="-accel tcg,tb-size=256 -cpu max -smp 1 -machine q35 -nodefaults -display none -no-reboot"
 # no_timer_check: the L2's boot-time test of the PIT through the IO-APIC
 # needs five ticks within about 0.15 s of TSC time, which a starved
