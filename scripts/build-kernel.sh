@@ -112,10 +112,7 @@ tree=$stage/linux-source-$VER
 	export GIT_AUTHOR_NAME=rig GIT_AUTHOR_EMAIL=rig@invalid
 	export GIT_COMMITTER_NAME=rig GIT_COMMITTER_EMAIL=rig@invalid
 	cd "$tree"
-	touched=()
-	while read -r f; do
-		[ -f "$f" ] && touched+=("$f")
-	done < <(sed -n 's|^--- a/||p' "$ROOT/patches/linux-$VER"/*.patch 2>/dev/null | LC_ALL=C sort -u)
+	mapfile -t touched < <(series_files "$ROOT/patches/linux-$VER" .)
 	git init -q
 	[ ${#touched[@]} -eq 0 ] || git add -f -- "${touched[@]}"
 	git commit -q --allow-empty -m "linux-source-$VER $PKGVER: the files the series changes"

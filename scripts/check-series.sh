@@ -64,10 +64,7 @@ mkdir -p "$git"
 rm -rf "$OUT/pristine"
 # the files the patches change that the tarball has (the others are added
 # by an earlier patch of the series; git am says so if not)
-touched=()
-while read -r f; do
-	[ -f "$src/$f" ] && touched+=("$f")
-done < <(sed -n 's|^--- a/||p' "$PATCHES"/*.patch | LC_ALL=C sort -u)
+mapfile -t touched < <(series_files "$PATCHES" "$src")
 [ ${#touched[@]} -gt 0 ] || die "series $VER: the patches change no file of linux-source-$VER"
 { git init -q "$git" && gsrc add -f -- "${touched[@]}" &&
 	gsrc commit -q -m "linux-source-$VER $KPKGVER: the files the series changes"; } >>"$log" 2>&1 ||

@@ -23,7 +23,7 @@ export FAULT_MATRIX_FULL=1
 export TESTS="migration_test fault_test" E2E_BACKENDS=
 # One detached namespace instead of make check's 65 (run-vm.sh; only
 # mig.too_many_namespaces_binds_without_migration needs those): each
-# RESUMING arc scans the allocated NSIDs with one Identify each, 69 PF
+# RESUMING arc scans the allocated NSIDs with one Identify each, 71 PF
 # commands with 66 of them, which made a stream fuzz case cost 777 ms on
 # the debug kernel.  The scan still meets an NSID not attached to the VF.
 export RIG_EXTRA_NS=${RIG_EXTRA_NS:-1}

@@ -101,6 +101,17 @@ apt_bpo() {
 		-o APT::Sandbox::User=root "$@"
 }
 
+# series_files PATCHDIR TREE: the files of TREE that the patches of
+# PATCHDIR change, one a line (those a patch adds are not there yet):
+# what git am needs in the index of a repository made for the series
+series_files() {
+	local f
+	sed -n 's|^--- a/||p' "$1"/*.patch 2>/dev/null | LC_ALL=C sort -u |
+		while read -r f; do
+			[ ! -f "$2/$f" ] || echo "$f"
+		done
+}
+
 # kernel_source VERSION: set KTARBALL (the source tarball) and KPKGVER (the
 # Debian package version) of linux-source-VERSION.  6.12 is installed by
 # deps.sh; 7.3 comes from trixie-backports into the cache (the list is
