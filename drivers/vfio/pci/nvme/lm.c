@@ -1561,6 +1561,26 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
 }
 
 /**
+ * nvmevf_lm_reset_prepare() - the VF is about to be reset
+ * @nvmevf: the device
+ *
+ * The migration files end before the controller is reset: a write() that
+ * completes a stream loads it with Set Controller State under state_mutex,
+ * which must not reach the PF while the VF is in FLR.  From here on their
+ * fds return -ENODEV.
+ *
+ * Context: pci_error_handlers.reset_prepare, the same context and locks as
+ * nvmevf_lm_reset_done().
+ */
+void nvmevf_lm_reset_prepare(struct nvmevf_pci_core_device *nvmevf)
+{
+	if (!nvmevf->migratable)
+		return;
+	guard(mutex)(&nvmevf->state_mutex);
+	nvmevf_put_files_locked(nvmevf);
+}
+
+/**
  * nvmevf_lm_reset_done() - the VF was reset (VFIO_DEVICE_RESET, FLR)
  * @nvmevf: the device
  *

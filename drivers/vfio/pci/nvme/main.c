@@ -195,7 +195,16 @@ static void nvmevf_pci_remove(struct pci_dev *pdev)
 	vfio_put_device(&core_device->vdev);
 }
 
-/* VFIO_DEVICE_RESET, or any other reset of the VF: back to RUNNING */
+/* VFIO_DEVICE_RESET, or any other reset of the VF: no migration file */
+static void nvmevf_pci_reset_prepare(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
+
+	if (core_device)
+		nvmevf_lm_reset_prepare(nvmevf_of(&core_device->vdev));
+}
+
+/* and after it: back to RUNNING */
 static void nvmevf_pci_reset_done(struct pci_dev *pdev)
 {
 	struct vfio_pci_core_device *core_device = dev_get_drvdata(&pdev->dev);
@@ -219,6 +228,7 @@ static int nvmevf_pci_sriov_configure(struct pci_dev *pdev, int nr_virtfn)
 }
 
 static const struct pci_error_handlers nvmevf_pci_err_handlers = {
+	.reset_prepare = nvmevf_pci_reset_prepare,
 	.reset_done = nvmevf_pci_reset_done,
 	.error_detected = vfio_pci_core_aer_err_detected,
 };

@@ -514,6 +514,7 @@ void nvmevf_lm_remove(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_debugfs_init(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_open(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf);
+void nvmevf_lm_reset_prepare(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf);
 void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
 			unsigned long event);
