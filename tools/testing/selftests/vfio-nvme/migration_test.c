@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -589,9 +590,12 @@ TEST_F(mig, negative_streams)
  * device still in RESUMING (Documentation/stream.rst); VFIO_DEVICE_RESET
  * then brings RUNNING back, and every 32nd case (and the last) the VF is
  * enabled and does Identify and a Read.  STREAM_FUZZ_CASES (default 300)
- * and STREAM_FUZZ_SEED set the run.
+ * and STREAM_FUZZ_SEED set the run; STREAM_FUZZ_WORKERS (1 or 2, default
+ * 2) fuzzes that many VFs at once, each from its own thread with the other
+ * VF's stream, as two migrations into one host.  A worker's streams follow
+ * from the seed alone (worker N draws from seed + N).
  */
-static uint64_t fz_state;
+static __thread uint64_t fz_state;
 
 static uint32_t fz_rand(void)
 {
@@ -732,128 +736,265 @@ static bool fz_errno_documented(int err)
 	return false;
 }
 
+/* one stream fuzz worker: a destination VF and what it saw */
+struct fz_worker {
+	struct __test_metadata *meta;
+	struct vnl_dev *dst;
+	struct vnl_ctrl *ctrl;
+	int pffd;
+	const uint8_t *good;	/* the other VF's stream */
+	size_t len;
+	uint8_t *b;		/* the case's stream, @cap bytes */
+	size_t cap;
+	size_t arena;		/* the usability checks' queues from here */
+	uint64_t iova;		/* and their read buffer */
+	unsigned int cases, done, accepted, checks;
+	unsigned int by_errno[160];
+	uint64_t seed, t_stop, t_load, t_reset;
+	char why[320];		/* the first failure; empty if none */
+};
+
+/*
+ * Held shared by each case from its load to its Error Recovery fixup, and
+ * exclusively by a usability check: an accepted state may set namespace 1's
+ * DULBE, which would fail the other VF's Read of an unwritten block.
+ */
+static pthread_rwlock_t fz_ns_lock = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_bool fz_stop;
+
+/* note the first failure of a worker and stop both; returns -1 */
+static int __printf(2, 3)
+fz_fail(struct fz_worker *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->why, sizeof(w->why), fmt, ap);
+	va_end(ap);
+	atomic_store(&fz_stop, true);
+	return -1;
+}
+
+/* the usability check: enable, Identify, an I/O queue, a Read; reset */
+static int fz_check(struct fz_worker *w)
+{
+	int ret;
+
+	/*
+	 * the reset freed the last check's queues: without this the arena
+	 * ran out at the 52nd check (case 1663)
+	 */
+	w->dst->dma_used = w->arena;
+	ret = vnl_ctrl_enable(w->ctrl, w->dst, 16);
+	if (!ret)
+		ret = vnl_identify(w->ctrl, 0x01, 0, 0, NULL);
+	if (!ret)
+		ret = vnl_create_ioq(w->ctrl, 1, 8, false, 0);
+	if (!ret)
+		ret = vnl_rw(w->ctrl, NVME_CMD_READ, 1, 0, 1, w->iova);
+	if (!ret)
+		ret = vnl_dev_reset(w->dst);
+	return ret;
+}
+
+/* case @i: a stream from the RNG into RESUMING, the outcome, the reset */
+static int fz_case(struct fz_worker *w, unsigned int i)
+{
+	const uint32_t err_rec_off[6] = { 0x05, 0 };
+	size_t blen = w->len;
+	uint8_t *b = w->b;
+	int ret, st, e = 0;
+	uint64_t t;
+
+	memcpy(b, w->good, w->len);
+	if (!fz_below(32)) {
+		blen = 1 + fz_below(w->cap);
+		for (size_t j = 0; j < blen; j++)
+			b[j] = fz_rand();
+	} else {
+		for (e = 1 + fz_below(3); e; e--)
+			blen = fz_mutate(b, blen, w->cap);
+	}
+	t = vnl_now_ms();
+	ret = vnl_mig_set_state(w->dst, S_STOP, NULL);
+	if (ret)
+		return fz_fail(w, "case %u: -> STOP: %s", i, strerror(-ret));
+	w->t_stop += vnl_now_ms() - t;
+	pthread_rwlock_rdlock(&fz_ns_lock);
+	t = vnl_now_ms();
+	ret = load(w->dst, b, blen, 1 + fz_below(blen + 1));
+	w->t_load += vnl_now_ms() - t;
+	st = vnl_mig_get_state(w->dst);
+	/*
+	 * An accepted state may set namespace 1's Error Recovery (DULBE),
+	 * which QEMU keeps per namespace, shared by every controller: reads
+	 * of unwritten blocks would fail for the tests after this one.  Set
+	 * it back.
+	 */
+	if (!ret)
+		e = vnl_pf_cmd(w->pffd, NVME_ADM_SET_FEATURES, 1, err_rec_off,
+			       NULL, 0, NULL);
+	pthread_rwlock_unlock(&fz_ns_lock);
+	if (!ret) {
+		w->accepted++;
+		if (st != S_STOP)
+			return fz_fail(w, "case %u: accepted, state %d", i, st);
+		if (e)
+			return fz_fail(w, "case %u: Set Features: %s", i, vnl_err);
+	} else {
+		if (!fz_errno_documented(ret))
+			return fz_fail(w, "case %u: undocumented errno %d", i, ret);
+		if (st != S_RESUMING)
+			return fz_fail(w, "case %u: %s, state %d", i,
+				       strerror(-ret), st);
+		if (-ret < (int)ARRAY_SIZE(w->by_errno))
+			w->by_errno[-ret]++;
+	}
+	t = vnl_now_ms();
+	if (vnl_dev_reset(w->dst))
+		return fz_fail(w, "case %u: reset: %s", i, vnl_err);
+	w->t_reset += vnl_now_ms() - t;
+	st = vnl_mig_get_state(w->dst);
+	if (st != S_RUNNING)
+		return fz_fail(w, "case %u: state %d after reset", i, st);
+	return 0;
+}
+
+static void *fz_run(void *arg)
+{
+	struct fz_worker *w = arg;
+	struct __test_metadata *_metadata = w->meta;
+	unsigned int i;
+	int ret;
+
+	fz_state = w->seed | 1;
+	w->cap = 4 * w->len + 4096;
+	w->b = malloc(w->cap);
+	if (!w->b) {
+		fz_fail(w, "no memory");
+		return NULL;
+	}
+	if (!vnl_dma_alloc(w->dst, VNL_PAGE, &w->iova)) {
+		fz_fail(w, "DMA buffer: %s", vnl_err);
+		return NULL;
+	}
+	w->arena = w->dst->dma_used;
+	for (i = 0; i < w->cases && !atomic_load(&fz_stop); i++) {
+		if (fz_case(w, i))
+			break;
+		if (i % 32 == 31 || i == w->cases - 1) {
+			pthread_rwlock_wrlock(&fz_ns_lock);
+			ret = fz_check(w);
+			pthread_rwlock_unlock(&fz_ns_lock);
+			if (ret) {
+				fz_fail(w, "case %u: usability check: %s", i,
+					vnl_err);
+				break;
+			}
+			w->checks++;
+		}
+		w->done = i + 1;
+		if (i % 1000 == 999)
+			TH_LOG("stream fuzz: %s: %u cases done, %u accepted",
+			       w->dst->bdf, i + 1, w->accepted);
+	}
+	return NULL;
+}
+
 /*
  * make fuzz runs 100000 cases on the debug kernel: no harness timeout that
  * would cut it short (the rig's RIG_TIMEOUT and stall watchdog bound it)
  */
 TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 {
-	struct vnl_dev *src = &self->dev[0], *dst = &self->dev[1];
 	const char *env = getenv("STREAM_FUZZ_CASES");
 	const char *seed_env = getenv("STREAM_FUZZ_SEED");
-	const uint32_t err_rec_off[6] = { 0x05, 0 };
-	unsigned int i, accepted = 0, checks = 0, by_errno[160] = { 0 };
-	unsigned int cases = 300;
-	uint64_t seed = time(NULL), t0, t, ms, t_stop = 0, t_load = 0, t_reset = 0;
-	size_t len, blen, cap, arena;
-	uint8_t *good, *b;
-	uint64_t iova;
-	int ret, st, e;
+	const char *nw_env = getenv("STREAM_FUZZ_WORKERS");
+	unsigned int cases = 300, nw = 2, k, done = 0, accepted = 0, checks = 0;
+	uint64_t seed = time(NULL), t0, ms, t_stop = 0, t_load = 0, t_reset = 0;
+	struct fz_worker w[2] = {};
+	pthread_t tid[2];
+	uint8_t *good[2] = {};
+	size_t len[2];
+	int e;
 
 	if (env)
 		cases = strtoul(env, NULL, 0);
 	if (seed_env)
 		seed = strtoull(seed_env, NULL, 0);
-	fz_state = seed | 1;
-	TH_LOG("stream fuzz: %u cases, STREAM_FUZZ_SEED=%llu", cases,
-	       (unsigned long long)seed);
-	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], src, 16)) TH_LOG("%s", vnl_err);
-	ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[0], 1, 8, false, 0));
-	ASSERT_EQ(0, set_state(_metadata, src, S_STOP, NULL));
-	ASSERT_EQ(0, save(_metadata, src, &good, &len));
-	cap = 4 * len + 4096;
-	b = malloc(cap);
-	ASSERT_NE(NULL, b);
-	/* the usability checks' read buffer, then their queues from @arena */
-	ASSERT_NE(NULL, vnl_dma_alloc(dst, VNL_PAGE, &iova));
-	arena = dst->dma_used;
-
-	t0 = vnl_now_ms();
-	for (i = 0; i < cases; i++) {
-		memcpy(b, good, len);
-		blen = len;
-		if (!fz_below(32)) {
-			blen = 1 + fz_below(cap);
-			for (size_t j = 0; j < blen; j++)
-				b[j] = fz_rand();
-		} else {
-			for (e = 1 + fz_below(3); e; e--)
-				blen = fz_mutate(b, blen, cap);
-		}
-		t = vnl_now_ms();
-		ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
-		t_stop += vnl_now_ms() - t;
-		t = vnl_now_ms();
-		ret = load(dst, b, blen, 1 + fz_below(blen + 1));
-		t_load += vnl_now_ms() - t;
-		st = vnl_mig_get_state(dst);
-		if (!ret) {
-			accepted++;
-			EXPECT_EQ(S_STOP, st) TH_LOG("case %u: accepted, state %d", i, st);
-			/*
-			 * An accepted state may set namespace 1's Error Recovery
-			 * (DULBE), which QEMU keeps per namespace, shared by every
-			 * controller: reads of unwritten blocks would fail for
-			 * the tests after this one.  Set it back.
-			 */
-			ASSERT_EQ(0, vnl_pf_cmd(self->rig.pffd, NVME_ADM_SET_FEATURES,
-						1, err_rec_off, NULL, 0, NULL));
-		} else {
-			EXPECT_TRUE(fz_errno_documented(ret))
-				TH_LOG("case %u: undocumented errno %d", i, ret);
-			EXPECT_EQ(S_RESUMING, st)
-				TH_LOG("case %u: %s, state %d", i, strerror(-ret), st);
-			if (-ret < (int)ARRAY_SIZE(by_errno))
-				by_errno[-ret]++;
-		}
-		t = vnl_now_ms();
-		ASSERT_EQ(0, vnl_dev_reset(dst)) TH_LOG("case %u: %s", i, vnl_err);
-		t_reset += vnl_now_ms() - t;
-		ASSERT_EQ(S_RUNNING, vnl_mig_get_state(dst));
-		if (i % 32 == 31 || i == cases - 1) {
-			/*
-			 * the reset freed the last check's queues: without this
-			 * the arena ran out at the 52nd check (case 1663)
-			 */
-			dst->dma_used = arena;
-			ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], dst, 16))
-				TH_LOG("case %u: %s", i, vnl_err);
-			ASSERT_EQ(0, vnl_identify(&self->ctrl[1], 0x01, 0, 0, NULL));
-			ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[1], 1, 8, false, 0));
-			ASSERT_EQ(0, vnl_rw(&self->ctrl[1], NVME_CMD_READ, 1, 0, 1, iova));
-			ASSERT_EQ(0, vnl_dev_reset(dst));
-			checks++;
-		}
-		if (_metadata->exit_code)
-			break;
-		if (i % 1000 == 999)
-			TH_LOG("stream fuzz: %u cases done, %u accepted", i + 1,
-			       accepted);
+	if (nw_env)
+		nw = strtoul(nw_env, NULL, 0);
+	ASSERT_TRUE(nw == 1 || nw == 2) TH_LOG("STREAM_FUZZ_WORKERS: 1 or 2");
+	TH_LOG("stream fuzz: %u cases, %u workers, STREAM_FUZZ_SEED=%llu",
+	       cases, nw, (unsigned long long)seed);
+	/* each VF's stream with an I/O queue; the other VF loads it */
+	for (k = 0; k < 2; k++) {
+		ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[k], &self->dev[k], 16))
+			TH_LOG("%s", vnl_err);
+		ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[k], 1, 8, false, 0));
+		ASSERT_EQ(0, set_state(_metadata, &self->dev[k], S_STOP, NULL));
+		ASSERT_EQ(0, save(_metadata, &self->dev[k], &good[k], &len[k]));
+		ASSERT_EQ(0, vnl_dev_reset(&self->dev[k])) TH_LOG("%s", vnl_err);
 	}
-	ms = vnl_now_ms() - t0;
-	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks, %llu s (%llu ms a case)",
-	       i, accepted, checks, (unsigned long long)ms / 1000,
-	       (unsigned long long)(i ? ms / i : 0));
-	/*
-	 * where a case's time goes: RUNNING -> STOP, the load (RESUMING, the
-	 * writes, RESUMING -> STOP) and VFIO_DEVICE_RESET
-	 */
-	if (i)
-		TH_LOG("  per case: -> STOP %llu ms, load %llu ms, reset %llu ms",
-		       (unsigned long long)t_stop / i,
-		       (unsigned long long)t_load / i,
-		       (unsigned long long)t_reset / i);
-	for (e = 1; e < (int)ARRAY_SIZE(by_errno); e++)
-		if (by_errno[e])
-			TH_LOG("  %-16s %u", strerror(e), by_errno[e]);
 
-	/* after all of it the destination still takes the real stream */
-	ASSERT_EQ(0, set_state(_metadata, dst, S_STOP, NULL));
-	EXPECT_EQ(0, load(dst, good, len, 4096));
-	ASSERT_EQ(0, vnl_dev_reset(dst));
-	ASSERT_EQ(0, set_state(_metadata, src, S_RUNNING, NULL));
-	free(b);
-	free(good);
+	atomic_store(&fz_stop, false);
+	/* one worker: VF1 loads VF0's stream, as before there were two */
+	for (k = 0; k < nw; k++) {
+		w[k].meta = _metadata;
+		w[k].dst = &self->dev[1 - k];
+		w[k].ctrl = &self->ctrl[1 - k];
+		w[k].pffd = self->rig.pffd;
+		w[k].good = good[k];
+		w[k].len = len[k];
+		w[k].cases = cases / nw + (k < cases % nw);
+		w[k].seed = seed + k;
+	}
+	t0 = vnl_now_ms();
+	for (k = 0; k < nw; k++)
+		ASSERT_EQ(0, pthread_create(&tid[k], NULL, fz_run, &w[k]));
+	for (k = 0; k < nw; k++)
+		pthread_join(tid[k], NULL);
+	ms = vnl_now_ms() - t0;
+	for (k = 0; k < nw; k++) {
+		EXPECT_STREQ("", w[k].why) TH_LOG("%s", w[k].dst->bdf);
+		done += w[k].done;
+		accepted += w[k].accepted;
+		checks += w[k].checks;
+		t_stop += w[k].t_stop;
+		t_load += w[k].t_load;
+		t_reset += w[k].t_reset;
+	}
+	TH_LOG("stream fuzz: %u cases, %u accepted, %u usability checks, %llu s (%llu ms a case)",
+	       done, accepted, checks, (unsigned long long)ms / 1000,
+	       (unsigned long long)(done ? ms / done : 0));
+	/*
+	 * where a case's time goes, in each worker: RUNNING -> STOP, the load
+	 * (RESUMING, the writes, RESUMING -> STOP) and VFIO_DEVICE_RESET
+	 */
+	if (done)
+		TH_LOG("  per case and worker: -> STOP %llu ms, load %llu ms, reset %llu ms",
+		       (unsigned long long)t_stop / done,
+		       (unsigned long long)t_load / done,
+		       (unsigned long long)t_reset / done);
+	for (e = 1; e < (int)ARRAY_SIZE(w[0].by_errno); e++)
+		if (w[0].by_errno[e] + w[1].by_errno[e])
+			TH_LOG("  %-16s %u", strerror(e),
+			       w[0].by_errno[e] + w[1].by_errno[e]);
+	EXPECT_EQ(cases, done);
+
+	/* after all of it each destination still takes the real stream */
+	for (k = 0; k < nw; k++) {
+		struct vnl_dev *d = w[k].dst;
+
+		ASSERT_EQ(0, set_state(_metadata, d, S_STOP, NULL));
+		EXPECT_EQ(0, load(d, good[k], len[k], 4096));
+		ASSERT_EQ(0, vnl_dev_reset(d));
+		EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
+	}
+	for (k = 0; k < nw; k++)
+		free(w[k].b);
+	free(good[0]);
+	free(good[1]);
 }
 
 /* Reset during STOP_COPY and during RESUMING; close with an open data fd. */

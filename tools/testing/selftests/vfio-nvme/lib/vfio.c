@@ -26,7 +26,7 @@
 
 #include "vnl.h"
 
-char vnl_err[256];
+__thread char vnl_err[256];
 
 int vnl_fail(const char *fmt, ...)
 {

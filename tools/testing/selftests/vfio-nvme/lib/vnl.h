@@ -46,8 +46,8 @@ struct vnl_dev {
 	size_t dma_used;
 };
 
-/* Error text of the last failing vnl call (thread-unsafe, test use only). */
-extern char vnl_err[256];
+/* Error text of the last failing vnl call in this thread. */
+extern __thread char vnl_err[256];
 
 int vnl_dev_open(struct vnl_dev *d, const char *bdf, enum vnl_iommu_mode mode,
 		 uint64_t iova, size_t dma_size);
