@@ -7,12 +7,14 @@
 #  - the driver's stream fuzzer (migration_test mig.stream_fuzz) in the
 #    guest of FUZZ_KERNEL (default 7.3) built as FUZZ_FLAVOUR (default
 #    debug: KASAN, UBSAN, kmemleak, lockdep, as make check-debug; "rig" for
-#    the rig's kernel), STREAM_FUZZ_CASES streams (default 100000);
+#    the rig's kernel), STREAM_FUZZ_CASES streams (default 100000), into
+#    both VFs at once (STREAM_FUZZ_WORKERS, default 2);
 #  - fault_test's fault.matrix with every step of every command failed
 #    (FAULT_MATRIX_FULL=1; make check fails the first 8 and last 4 of a
 #    long sequence).
 # The rig has one detached namespace (RIG_EXTRA_NS, below).
-# NVME_LM_FUZZ_SEED and STREAM_FUZZ_SEED repeat a run.
+# NVME_LM_FUZZ_SEED and STREAM_FUZZ_SEED repeat a run (the stream fuzzer:
+# each worker's streams).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
