@@ -9,7 +9,7 @@
 #   make shell      boot the rig with a shell on the serial console
 #   make lint       checkpatch --strict, W=1 and sparse on the kernel code
 #   make series     generate the in-tree driver patch of patches/linux-7.3/
-#   make fuzz       the fuzzers, long runs (model: 100k states, driver: 10k streams)
+#   make fuzz       the fuzzers, long runs (model: 100k states, driver: 100k streams)
 #   make clean
 #
 # Builds are cached in $${XDG_CACHE_HOME:-~/.cache}/nvme-vfio-pci.
