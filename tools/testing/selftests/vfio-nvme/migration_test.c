@@ -597,6 +597,21 @@ TEST_F(mig, negative_streams)
  */
 static __thread uint64_t fz_state;
 
+/*
+ * A worker's first xorshift state: its seed through a 64-bit finaliser
+ * (SplitMix64's), so that neighbouring seeds (worker N draws from seed +
+ * N) start far apart and never at 0, where xorshift stays.
+ */
+static uint64_t fz_first_state(uint64_t seed)
+{
+	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
 static uint32_t fz_rand(void)
 {
 	fz_state ^= fz_state << 13;
@@ -867,7 +882,7 @@ static void *fz_run(void *arg)
 	unsigned int i;
 	int ret;
 
-	fz_state = w->seed | 1;
+	fz_state = fz_first_state(w->seed);
 	w->cap = 4 * w->len + 4096;
 	w->b = malloc(w->cap);
 	if (!w->b) {
