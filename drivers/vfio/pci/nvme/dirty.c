@@ -497,7 +497,10 @@ static int nvmevf_log_start(struct vfio_device *vdev,
 
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
-	ret = nvmevf_log_start_locked(nvmevf, ranges, nnodes, page_size);
+	if (nvmevf->resetting)
+		ret = -EBUSY;
+	else
+		ret = nvmevf_log_start_locked(nvmevf, ranges, nnodes, page_size);
 	mutex_unlock(&nvmevf->state_mutex);
 	return ret;
 }
@@ -509,7 +512,13 @@ static int nvmevf_log_stop(struct vfio_device *vdev)
 
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
-	ret = nvmevf_dirty_end_locked(nvmevf);
+	/* in FLR: the stop goes to the PF from the post-reset work */
+	if (nvmevf->resetting) {
+		nvmevf_dirty_reset_locked(nvmevf, false);
+		ret = 0;
+	} else {
+		ret = nvmevf_dirty_end_locked(nvmevf);
+	}
 	nvmevf->dirty.lost = false;
 	mutex_unlock(&nvmevf->state_mutex);
 	return ret;
@@ -645,6 +654,10 @@ static int nvmevf_log_read_and_clear(struct vfio_device *vdev,
 		return -EINVAL;
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
+	if (nvmevf->resetting) {
+		mutex_unlock(&nvmevf->state_mutex);
+		return -EBUSY;
+	}
 	gran = nvmevf_gran(&nvmevf->dirty);
 	w.start = iova;
 	w.end = (u64)iova + length;

@@ -965,7 +965,7 @@ static void nvmevf_failed_locked(struct nvmevf_pci_core_device *nvmevf,
 static void nvmevf_flush_resume_locked(struct nvmevf_pci_core_device *nvmevf)
 {
 	lockdep_assert_held(&nvmevf->state_mutex);
-	if (!nvmevf->resume_pending)
+	if (!nvmevf->resume_pending || nvmevf->resetting)
 		return;
 	nvmevf->resume_pending = false;
 	if (nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING)
@@ -1217,6 +1217,11 @@ static struct file *nvmevf_set_mig_state(struct vfio_device *vdev,
 		res = ERR_PTR(-EINVAL);
 		goto out;
 	}
+	/* the files are gone and the VF is in FLR: the state follows it */
+	if (nvmevf->resetting) {
+		res = ERR_PTR(-EBUSY);
+		goto out;
+	}
 	while (new != nvmevf->mig_state) {
 		ret = vfio_mig_get_next_state(vdev, nvmevf->mig_state, new,
 					      &next);
@@ -1317,7 +1322,10 @@ static int nvmevf_get_data_size(struct vfio_device *vdev,
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
 	nvmevf_flush_resume_locked(nvmevf);
-	ret = nvmevf_data_size_locked(nvmevf, hdr, stop_copy_length);
+	if (nvmevf->resetting)
+		ret = -EBUSY;
+	else
+		ret = nvmevf_data_size_locked(nvmevf, hdr, stop_copy_length);
 	mutex_unlock(&nvmevf->state_mutex);
 	return ret;
 }
@@ -1362,6 +1370,9 @@ static void nvmevf_reset_work(struct work_struct *work)
 		container_of(work, struct nvmevf_pci_core_device, reset_work);
 
 	guard(mutex)(&nvmevf->state_mutex);
+	/* a reset that began since: its reset_done queues this again */
+	if (nvmevf->resetting)
+		return;
 	nvmevf_flush_resume_locked(nvmevf);
 	nvmevf_dirty_flush_stop_locked(nvmevf);
 }
@@ -1567,7 +1578,10 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
  * The migration files end before the controller is reset: a write() that
  * completes a stream loads it with Set Controller State under state_mutex,
  * which must not reach the PF while the VF is in FLR.  From here on their
- * fds return -ENODEV.
+ * fds return -ENODEV.  Until nvmevf_lm_reset_done() no PF command is sent
+ * for the VF: arcs, MIG_DATA_SIZE and DMA logging fail with -EBUSY (they
+ * are not serialised with VFIO_DEVICE_RESET), and the Resume of an earlier
+ * reset waits for this one's end.
  *
  * Context: pci_error_handlers.reset_prepare, the same context and locks as
  * nvmevf_lm_reset_done().
@@ -1578,6 +1592,7 @@ void nvmevf_lm_reset_prepare(struct nvmevf_pci_core_device *nvmevf)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_put_files_locked(nvmevf);
+	nvmevf->resetting = true;
 }
 
 /**
@@ -1595,6 +1610,7 @@ void nvmevf_lm_reset_done(struct nvmevf_pci_core_device *nvmevf)
 	if (!nvmevf->migratable)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
+	nvmevf->resetting = false;
 	nvmevf_reset_locked(nvmevf);
 	nvmevf_dirty_reset_locked(nvmevf, false);
 	nvmevf->resume_pending = true;

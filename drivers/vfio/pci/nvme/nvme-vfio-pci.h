@@ -200,6 +200,9 @@ struct nvmevf_dirty {
  *	the device goes to ERROR (under @state_mutex)
  * @resume_pending: a reset happened; the best-effort Resume that makes
  *	RUNNING mean running is still to be sent (under @state_mutex)
+ * @resetting: between reset_prepare and reset_done: no PF command is sent
+ *	for the VF, arcs, MIG_DATA_SIZE and DMA logging fail with -EBUSY
+ *	(under @state_mutex)
  * @saving: the save file, in PRE_COPY(_P2P) and STOP_COPY
  * @resuming: the resume file, in RESUMING
  * @lm_flags: NVMEVF_LM_PF_EVENT, set from the PF notifier
@@ -231,6 +234,7 @@ struct nvmevf_pci_core_device {
 	bool is_open;
 	bool lost;
 	bool resume_pending;
+	bool resetting;
 	struct nvmevf_migf *saving;
 	struct nvmevf_migf *resuming;
 	unsigned long lm_flags;
