@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1044,6 +1045,114 @@ TEST_F(mig, reset_and_close_with_open_fd)
 	ASSERT_EQ(0, vnl_dev_open(d, self->rig.bdf[0], VNL_IOMMUFD, IOVA_A, ARENA_SIZE));
 	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
 	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[0], d, 16)) TH_LOG("%s", vnl_err);
+}
+
+/*
+ * VFIO_DEVICE_RESET is not serialised with the migration ioctls.  Between
+ * the driver's reset_prepare and reset_done the VF is in FLR and its files
+ * are gone: an arc then fails with EBUSY, whatever state it starts from,
+ * and sends nothing to the PF; after reset_done it starts from RUNNING.
+ * Each round loads VF1's stream into VF2, then has another thread reset
+ * VF2 and asks for RESUMING -> STOP a little later, 0 to 6 ms over the
+ * rounds: the arc returns 0 (before the reset or after it) or EBUSY (in
+ * it), a write 0 or ENODEV.  Entering RESUMING is retried while a reset
+ * holds the core's memory_lock (EBUSY too).  Then VF2 must still work.
+ */
+struct reset_kick {
+	struct vnl_dev *d;
+	sem_t go;
+	atomic_bool stop;
+	atomic_uint resets;
+	int err;
+};
+
+static void *reset_kick_fn(void *arg)
+{
+	struct reset_kick *r = arg;
+	int ret;
+
+	for (;;) {
+		while (sem_wait(&r->go) && errno == EINTR)
+			;
+		if (atomic_load(&r->stop))
+			return NULL;
+		ret = vnl_dev_reset(r->d);
+		if (ret && !r->err)
+			r->err = ret;
+		atomic_fetch_add(&r->resets, 1);
+	}
+}
+
+/* STOP (from wherever a reset left VF2) -> RESUMING, retried on EBUSY */
+static int enter_resuming(struct vnl_dev *d, int *fd)
+{
+	uint64_t end = vnl_now_ms() + 10000;
+	int ret;
+
+	do {
+		ret = vnl_mig_set_state(d, S_RESUMING, fd);
+		if (ret != -EBUSY)
+			return ret;
+		usleep(1000);
+	} while (vnl_now_ms() < end);
+	return ret;
+}
+
+TEST_F(mig, arcs_racing_reset)
+{
+	struct reset_kick r = { .d = &self->dev[1] };
+	unsigned int i, stopped = 0, busy = 0, gone = 0;
+	const unsigned int rounds = 30;
+	const char *what = "";
+	uint8_t *good;
+	size_t len;
+	pthread_t tid;
+	int fd, ret = 0;
+
+	ASSERT_EQ(0, set_state(_metadata, &self->dev[0], S_STOP, NULL));
+	ASSERT_EQ(0, save(_metadata, &self->dev[0], &good, &len));
+	ASSERT_EQ(0, sem_init(&r.go, 0, 0));
+	ASSERT_EQ(0, pthread_create(&tid, NULL, reset_kick_fn, &r));
+	for (i = 0; i < rounds; i++) {
+		unsigned int resets = atomic_load(&r.resets);
+
+		what = "-> RESUMING";
+		ret = enter_resuming(r.d, &fd);
+		if (ret)
+			break;
+		what = "write";
+		ret = vnl_mig_write(fd, good, len, len);
+		close(fd);
+		if (ret && ret != -ENODEV)
+			break;
+		gone += ret == -ENODEV;
+		sem_post(&r.go);
+		usleep(i * 200);
+		what = "RESUMING -> STOP";
+		ret = vnl_mig_set_state(r.d, S_STOP, NULL);
+		if (ret && ret != -EBUSY)
+			break;
+		busy += ret == -EBUSY;
+		stopped += !ret;
+		/* the round's reset ends before the next one begins */
+		while (atomic_load(&r.resets) == resets)
+			usleep(1000);
+	}
+	atomic_store(&r.stop, true);
+	sem_post(&r.go);
+	pthread_join(tid, NULL);
+	sem_destroy(&r.go);
+	free(good);
+	TH_LOG("%u rounds: RESUMING -> STOP in a reset (EBUSY) %u, 0 %u; writes after a reset %u",
+	       i, busy, stopped, gone);
+	EXPECT_EQ(rounds, i) TH_LOG("round %u: %s: %s", i, what, strerror(-ret));
+	EXPECT_EQ(0, r.err) TH_LOG("VFIO_DEVICE_RESET: %s", strerror(-r.err));
+
+	ASSERT_EQ(0, vnl_dev_reset(r.d)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(S_RUNNING, vnl_mig_get_state(r.d));
+	ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[1], r.d, 16)) TH_LOG("%s", vnl_err);
+	EXPECT_EQ(0, vnl_identify(&self->ctrl[1], 0x01, 0, 0, NULL))
+		TH_LOG("%s", vnl_err);
 }
 
 /*
