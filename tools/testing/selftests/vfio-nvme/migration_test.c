@@ -96,6 +96,7 @@ FIXTURE_TEARDOWN(mig)
 	vnl_qom_set("nvme0", "lm-suspend-delay", "0");
 	vnl_qom_set("nvme0", "lm-abort-suspend", "1");
 	vnl_write_file("/sys/module/nvme/parameters/lm_suspend_timeout_ms", "5000");
+	vnl_write_file("/sys/module/nvme/parameters/lm_cmd_timeout_ms", "10000");
 	write_param("ns_identity", "Y");
 	for (i = 0; i < 2; i++) {
 		if (self->fd[i] >= 0)
@@ -1331,6 +1332,28 @@ static void suspend_timeout(struct __test_metadata *_metadata,
 	EXPECT_EQ(!abort, kmsg_has("VF live migration command",
 				   "left to the controller"));
 	EXPECT_FALSE(kmsg_has("timeout", "reset controller"));
+
+	/*
+	 * The Suspend left to the controller (held for the rest of HOLD_MS)
+	 * still owns VF1's controller: nvme-pci sends no other migration
+	 * command for it, here the Track Send of a DMA logging start, which
+	 * waits lm_cmd_timeout_ms for it and fails with -EBUSY.
+	 */
+	if (!abort) {
+		struct vnl_range r = { d->dma_iova, VNL_PAGE };
+		uint64_t ps = VNL_PAGE;
+
+		ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_cmd_timeout_ms", "1000"));
+		t0 = vnl_now_ms();
+		ret = vnl_dma_log_start(d, &ps, &r, 1);
+		took = vnl_now_ms() - t0;
+		ASSERT_EQ(0, vnl_write_file(NVME_PARAMS "lm_cmd_timeout_ms", "10000"));
+		TH_LOG("DMA logging start, the Suspend in flight: %s after %ld ms",
+		       strerror(-ret), took);
+		EXPECT_EQ(-EBUSY, ret);
+		EXPECT_GE(took, 1000);
+		EXPECT_LT(took, HOLD_MS / 2);
+	}
 
 	/* a reset of VF1 leaves ERROR and ends a Suspend still held */
 	ASSERT_EQ(0, vnl_dev_reset(d)) TH_LOG("%s", vnl_err);
