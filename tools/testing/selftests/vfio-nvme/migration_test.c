@@ -856,6 +856,9 @@ static int fz_case(struct fz_worker *w, unsigned int i)
 		w->accepted++;
 		if (st != S_STOP)
 			return fz_fail(w, "case %u: accepted, state %d", i, st);
+		if (e > 0)
+			return fz_fail(w, "case %u: Set Features: status %#x",
+				       i, e);
 		if (e)
 			return fz_fail(w, "case %u: Set Features: %s", i, vnl_err);
 	} else {
@@ -893,6 +896,8 @@ static void *fz_run(void *arg)
 	}
 	if (!vnl_dma_alloc(w->dst, VNL_PAGE, &w->iova)) {
 		fz_fail(w, "DMA buffer: %s", vnl_err);
+		free(w->b);
+		w->b = NULL;
 		return NULL;
 	}
 	w->arena = w->dst->dma_used;
@@ -915,7 +920,15 @@ static void *fz_run(void *arg)
 			TH_LOG("stream fuzz: %s: %u cases done, %u accepted",
 			       w->dst->bdf, i + 1, w->accepted);
 	}
+	free(w->b);
+	w->b = NULL;
 	return NULL;
+}
+
+static void fz_free_streams(uint8_t *(*good)[2])
+{
+	free((*good)[0]);
+	free((*good)[1]);
 }
 
 /*
@@ -931,9 +944,10 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	uint64_t seed = time(NULL), t0, ms, t_stop = 0, t_load = 0, t_reset = 0;
 	struct fz_worker w[2] = {};
 	pthread_t tid[2];
-	uint8_t *good[2] = {};
+	/* freed however the test ends, an ASSERT included */
+	uint8_t *good[2] __attribute__((cleanup(fz_free_streams))) = {};
 	size_t len[2];
-	int e;
+	int e, started;
 
 	if (env)
 		cases = strtoul(env, NULL, 0);
@@ -944,8 +958,11 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 	ASSERT_TRUE(nw == 1 || nw == 2) TH_LOG("STREAM_FUZZ_WORKERS: 1 or 2");
 	TH_LOG("stream fuzz: %u cases, %u workers, STREAM_FUZZ_SEED=%llu",
 	       cases, nw, (unsigned long long)seed);
-	/* each VF's stream with an I/O queue; the other VF loads it */
-	for (k = 0; k < 2; k++) {
+	/*
+	 * each worker's source VF's stream, with an I/O queue; the other VF
+	 * loads it (one worker: only VF0's, which VF1 loads)
+	 */
+	for (k = 0; k < nw; k++) {
 		ASSERT_EQ(0, vnl_ctrl_enable(&self->ctrl[k], &self->dev[k], 16))
 			TH_LOG("%s", vnl_err);
 		ASSERT_EQ(0, vnl_create_ioq(&self->ctrl[k], 1, 8, false, 0));
@@ -967,10 +984,17 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 		w[k].seed = seed + k;
 	}
 	t0 = vnl_now_ms();
-	for (k = 0; k < nw; k++)
-		ASSERT_EQ(0, pthread_create(&tid[k], NULL, fz_run, &w[k]));
-	for (k = 0; k < nw; k++)
+	for (e = 0, started = 0; started < (int)nw; started++) {
+		e = pthread_create(&tid[started], NULL, fz_run, &w[started]);
+		if (e) {
+			atomic_store(&fz_stop, true);
+			break;
+		}
+	}
+	/* a worker that did start is joined before any ASSERT returns */
+	for (k = 0; k < (unsigned int)started; k++)
 		pthread_join(tid[k], NULL);
+	ASSERT_EQ(0, e) TH_LOG("pthread_create: %s", strerror(e));
 	ms = vnl_now_ms() - t0;
 	for (k = 0; k < nw; k++) {
 		EXPECT_STREQ("", w[k].why) TH_LOG("%s", w[k].dst->bdf);
@@ -1008,10 +1032,6 @@ TEST_F_TIMEOUT(mig, stream_fuzz, 86400)
 		ASSERT_EQ(0, vnl_dev_reset(d));
 		EXPECT_EQ(S_RUNNING, vnl_mig_get_state(d));
 	}
-	for (k = 0; k < nw; k++)
-		free(w[k].b);
-	free(good[0]);
-	free(good[1]);
 }
 
 /* Reset during STOP_COPY and during RESUMING; close with an open data fd. */
