@@ -38,6 +38,58 @@ if [ $fail -ne 0 ]; then
 	die "checkpatch found problems (full output in $log)"
 fi
 
+# SPDX: checkpatch checks that a source file has a tag, but it validates the
+# licence only with a git kernel tree (scripts/spdxcheck.py), which
+# linux-source is not, and knows nothing of this project's rule: the QEMU
+# model (and its documentation) GPL-2.0-or-later, everything else,
+# including the files the kernel series adds, GPL-2.0-only.
+spdx_want() {
+	case $1 in
+	qemu/* | */qemu/* | Documentation/device-model.rst) echo GPL-2.0-or-later ;;
+	*) echo GPL-2.0-only ;;
+	esac
+}
+# the licence tag in the first 3 lines of every file a patch adds
+spdx_of_new_files() {
+	awk '
+	function done_file(lic) { print file "\t" lic; file = "" }
+	/^diff --git / { if (file != "") done_file("none"); next }
+	/^--- \/dev\/null$/ { newf = 1; next }
+	newf && /^\+\+\+ b\// { file = substr($0, 7); left = 3; newf = 0; next }
+	{ newf = 0 }
+	file != "" && /^\+/ {
+		if (match($0, /SPDX-License-Identifier: [^ *]+/))
+			done_file(substr($0, RSTART + 25, RLENGTH - 25))
+		else if (--left == 0)
+			done_file("none")
+	}
+	END { if (file != "") done_file("none") }' "$1"
+}
+spdx_bad=()
+nfiles=0
+while read -r f; do
+	nfiles=$((nfiles + 1))
+	got=$(head -n 3 "$f" | grep -o 'SPDX-License-Identifier: [^ *]*' | head -1 || true)
+	got=${got#SPDX-License-Identifier: }
+	want=$(spdx_want "$f")
+	[ "$got" = "$want" ] || spdx_bad+=("$f: ${got:-no SPDX tag}, not $want")
+done < <(git ls-files -co --exclude-standard |
+	grep -Ev '^(patches|qemu/patches)/|\.md$|^COPYING$|(^|/)\.gitignore$')
+nspdx=0
+for p in patches/linux-*/*.patch qemu/patches/*.patch; do
+	[ -e "$p" ] || continue
+	while IFS=$'\t' read -r f got; do
+		nspdx=$((nspdx + 1))
+		case $p in qemu/*) want=GPL-2.0-or-later ;; *) want=$(spdx_want "$f") ;; esac
+		[ "$got" = "$want" ] || spdx_bad+=("$p: $f: $got, not $want")
+	done < <(spdx_of_new_files "$p")
+done
+if [ ${#spdx_bad[@]} -ne 0 ]; then
+	printf '%s\n' "${spdx_bad[@]}"
+	die "lint: ${#spdx_bad[@]} files with a missing or wrong SPDX licence"
+fi
+msg "lint: SPDX: the right licence in $nfiles source files and the $nspdx files the patches add"
+
 # The VF operations nvme-pci exports (include/linux/nvme-pci.h, added by the
 # series) only ever address the calling VF's own controller: none takes a
 # controller ID or a command, and every one nvme-pci exports is declared
