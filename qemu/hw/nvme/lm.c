@@ -38,6 +38,7 @@
 
 #include "nvme.h"
 #include "lm.h"
+#include "trace.h"
 
 /* ------------------------------------------------------------------------ */
 /* Wire formats                                                             */
@@ -492,6 +493,20 @@ static const NvmeLmUintProp nvme_lm_uint_props[] = {
       "controller level resets of this controller (statistics)" },
 };
 
+static const char *nvme_lm_state_name(NvmeLmSusp state)
+{
+    switch (state) {
+    case NVME_LM_ACTIVE:
+        return "active";
+    case NVME_LM_SUSPENDING:
+        return "suspending";
+    case NVME_LM_SUSPENDED:
+        return "suspended";
+    }
+
+    return "?";
+}
+
 static inline uint32_t *nvme_lm_uint_field(NvmeLm *lm, const NvmeLmUintProp *p)
 {
     return (uint32_t *)((uint8_t *)lm + p->offset);
@@ -750,6 +765,8 @@ static bool nvme_lm_fault_hit(NvmeLm *lm, NvmeLmFault kind)
     }
 
     lm->fault_count--;
+    trace_pci_nvme_lm_fault(nvme_lm_fault_names[kind], lm->fault_status,
+                            lm->fault_count);
 
     return true;
 }
@@ -918,6 +935,7 @@ static MemTxResult nvme_lm_dma_write(NvmeCtrl *n, NvmeCtrl *mmc, uint64_t addr,
     MemTxResult r;
 
     if (!nvme_lm_dma_is_ram(n, addr, len)) {
+        trace_pci_nvme_lm_dma_not_ram(n->cntlid, addr, len);
         return MEMTX_DECODE_ERROR;
     }
 
@@ -949,6 +967,7 @@ static NvmeCdq *nvme_lm_cdq_find(NvmeCtrl *n, uint16_t cdqid)
 
 static void nvme_lm_cdq_free(NvmeCdq *q)
 {
+    trace_pci_nvme_lm_cdq_delete(q->cdqid, q->cntlid);
     QTAILQ_REMOVE(&q->owner->lm->cdqs, q, entry);
 
     if (q->target && q->target->lm && q->target->lm->udmq == q) {
@@ -1040,6 +1059,7 @@ static void nvme_lm_cdq_post(NvmeCdq *q, NvmeLmMqe *e)
     }
 
     if (full) {
+        trace_pci_nvme_lm_cdq_full(q->cdqid, q->cntlid);
         q->logging = false;
         nvme_lm_enqueue_event(n, NVME_AER_TYPE_ONE_SHOT,
                               NVME_AER_INFO_ONE_SHOT_CDQ_FULL, 0, q->cdqid);
@@ -1185,11 +1205,14 @@ static uint16_t nvme_lm_cdq_create(NvmeCtrl *n, NvmeRequest *req)
     if (pc) {
         if (!nvme_lm_dma_is_ram(n, prp1, (uint64_t)nslots *
                                 sizeof(NvmeLmMqe))) {
+            trace_pci_nvme_lm_dma_not_ram(n->cntlid, prp1,
+                                          (uint64_t)nslots * sizeof(NvmeLmMqe));
             return NVME_INVALID_FIELD | NVME_DNR;
         }
     } else {
         for (uint32_t i = 0; i < nprps; i++) {
             if (!nvme_lm_dma_is_ram(n, prps[i], psz)) {
+                trace_pci_nvme_lm_dma_not_ram(n->cntlid, prps[i], psz);
                 return NVME_INVALID_FIELD | NVME_DNR;
             }
         }
@@ -1227,6 +1250,7 @@ static uint16_t nvme_lm_cdq_create(NvmeCtrl *n, NvmeRequest *req)
 
     QTAILQ_INSERT_TAIL(&lm->cdqs, q, entry);
     t->lm->udmq = q;
+    trace_pci_nvme_lm_cdq_create(cdqid, cntlid, nslots, pc);
 
     req->cqe.result = cpu_to_le32(cdqid);
 
@@ -1497,6 +1521,8 @@ static void nvme_lm_suspend_done(NvmeCtrl *t)
     tl->suspend_nevt = t->aer_queued;
     tl->state = NVME_LM_SUSPENDED;
     tl->suspend_reqs = NULL;
+    trace_pci_nvme_lm_suspended(t->cntlid, g_slist_length(reqs),
+                                mmc && mmc->lm->ctrl_resets == mmc_resets);
 
     if (tl->udmq && tl->udmq->logging) {
         nvme_lm_cdq_post_marker(tl->udmq, NVME_LM_ESA_SUSPENDED);
@@ -1643,6 +1669,7 @@ bool nvme_lm_abort(NvmeCtrl *mmc, uint16_t cid)
 
             tl->suspend_reqs = g_slist_delete_link(tl->suspend_reqs, l);
             g_free(sr);
+            trace_pci_nvme_lm_suspend_aborted(t->cntlid, cid);
             req->status = NVME_CMD_ABORT_REQ;
             nvme_enqueue_req_completion(mmc->cq[req->sq->cqid], req);
 
@@ -1674,6 +1701,9 @@ static uint16_t nvme_lm_suspend(NvmeCtrl *n, NvmeRequest *req)
     }
 
     tl = t->lm;
+    trace_pci_nvme_lm_suspend(cntlid, stype, dudmq,
+                              nvme_lm_state_name(tl->state),
+                              n->lm->suspend_delay);
 
     if (tl->in_commit) {
         return NVME_CMD_SEQ_ERROR | NVME_DNR;
@@ -1737,6 +1767,7 @@ static uint16_t nvme_lm_resume(NvmeCtrl *n, NvmeRequest *req)
     }
 
     tl->state = NVME_LM_ACTIVE;
+    trace_pci_nvme_lm_resume(cntlid);
 
     if (tl->udmq && tl->udmq->logging) {
         nvme_lm_cdq_post_marker(tl->udmq, NVME_LM_ESA_FIRST);
@@ -2119,6 +2150,7 @@ static uint16_t nvme_lm_get_state(NvmeCtrl *n, NvmeRequest *req)
     csup = t->lm->state == NVME_LM_SUSPENDED;
 
     buf = nvme_lm_build_state(t, csvi, csuuidi, csup, &total);
+    trace_pci_nvme_lm_get_state(t->cntlid, off, len, total, csup);
     if (off >= total) {
         return NVME_INVALID_FIELD | NVME_DNR;
     }
@@ -2228,8 +2260,14 @@ static const NvmeLmQ *nvme_lm_find_q(const NvmeLmQ *qs, uint16_t nr,
 }
 
 #define NVME_LM_BAD(fmt, ...) \
-    qemu_log_mask(LOG_GUEST_ERROR, "nvme-lm: set state: " fmt "\n", \
-                  ## __VA_ARGS__)
+    do { \
+        if (trace_event_get_state_backends(TRACE_PCI_NVME_LM_BAD_STATE)) { \
+            g_autofree char *why_ = g_strdup_printf(fmt, ## __VA_ARGS__); \
+            trace_pci_nvme_lm_bad_state(why_); \
+        } \
+        qemu_log_mask(LOG_GUEST_ERROR, "nvme-lm: set state: " fmt "\n", \
+                      ## __VA_ARGS__); \
+    } while (0)
 
 static uint16_t nvme_lm_parse_vs(NvmeCtrl *t, const uint8_t *p, uint64_t len,
                                  NvmeLmParsed *ps)
@@ -2930,6 +2968,7 @@ static uint16_t nvme_lm_set_state(NvmeCtrl *n, NvmeRequest *req)
     }
 
     seq = &t->lm->set;
+    trace_pci_nvme_lm_set_state(t->cntlid, seqind, off, len);
 
     if (seqind == NVME_LM_SEQIND_FIRST || seqind == NVME_LM_SEQIND_ONLY) {
         nvme_lm_set_reset(seq);
@@ -3012,6 +3051,7 @@ static uint16_t nvme_lm_set_state(NvmeCtrl *n, NvmeRequest *req)
         } else {
             status = NVME_INVALID_FIELD | NVME_DNR;
         }
+        trace_pci_nvme_lm_set_state_commit(t->cntlid, done.len, status);
 
         nvme_lm_set_reset(&done);
         return status;
@@ -3167,6 +3207,7 @@ static uint16_t nvme_lm_track_memory(NvmeCtrl *n, NvmeRequest *req)
     }
 
     if (!tact) {
+        trace_pci_nvme_lm_track_stop(t->cntlid, !!t->lm->track);
         nvme_lm_track_free(t->lm->track);
         t->lm->track = NULL;
         return NVME_SUCCESS;
@@ -3273,6 +3314,7 @@ static uint16_t nvme_lm_track_memory(NvmeCtrl *n, NvmeRequest *req)
     }
 
     t->lm->track = tr;
+    trace_pci_nvme_lm_track_start(t->cntlid, tr->nr, tr->shift);
 
     return NVME_SUCCESS;
 }
@@ -3440,6 +3482,8 @@ static uint16_t nvme_lm_track_recv(NvmeCtrl *n, NvmeRequest *req)
         }
     }
 
+    trace_pci_nvme_lm_track_report(cntlid, count, more);
+
     /* read and clear: only what has been reported */
     for (uint32_t i = 0; i < count; i++) {
         bitmap_clear(tr->ranges[runs[i].range].bitmap, runs[i].bit,
@@ -3532,6 +3576,7 @@ void nvme_lm_vf_disabled(NvmeCtrl *pf, unsigned vf_index)
         return;
     }
 
+    trace_pci_nvme_lm_vf_disabled(vf->cntlid, !!vl->track, vl->set.len);
     nvme_lm_track_free(vl->track);
     vl->track = NULL;
     nvme_lm_set_reset(&vl->set);
@@ -3546,6 +3591,8 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
     }
 
     lm->ctrl_resets++;
+    trace_pci_nvme_lm_ctrl_reset(n->cntlid, lm->mmc,
+                                 nvme_lm_state_name(lm->state));
 
     if (lm->mmc) {
         /*

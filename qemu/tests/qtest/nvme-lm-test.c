@@ -416,7 +416,8 @@ static void vfs_enable(LmTest *t)
     }
 }
 
-static void lm_start(LmTest *t)
+/* QEMU with the test's PF and VFs, @args and NVME_LM_QEMU_ARGS added */
+static void lm_start_args(LmTest *t, const char *args)
 {
     const char *extra = g_getenv("NVME_LM_QEMU_ARGS");
     int fd;
@@ -434,8 +435,8 @@ static void lm_start(LmTest *t)
         "serial=lmqtest,subsys=subsys0,sriov_max_vfs=2,"
         "sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10,"
         "hmlms=on,lm.cmmrtd=2,lm.nmmrtd=4 "
-        "-device nvme-ns,drive=d0,bus=nvme0,nsid=1 %s",
-        t->img, extra ? extra : "");
+        "-device nvme-ns,drive=d0,bus=nvme0,nsid=1 %s %s",
+        t->img, args, extra ? extra : "");
     t->brk = RAM_FIRST;
     t->buf = mem_alloc(t, 4 * PAGE);
 
@@ -455,6 +456,11 @@ static void lm_start(LmTest *t)
     t->sriov = find_ext_cap(t, PF_DEVFN, PCI_EXT_CAP_ID_SRIOV);
     g_assert_cmpint(t->sriov, !=, 0);
     vfs_enable(t);
+}
+
+static void lm_start(LmTest *t)
+{
+    lm_start_args(t, "");
 }
 
 static void lm_end(LmTest *t)
@@ -679,6 +685,60 @@ static void test_suspend_resume(void)
     g_assert_cmphex(resume(&t, vf), ==, 0);
     g_assert_cmphex(identify(&t, vf, NVME_ID_CNS_CTRL, t.buf), ==, 0);
     lm_end(&t);
+}
+
+/*
+ * The model's trace points (hw/nvme/trace-events) fire on a Suspend, its
+ * completion, Get Controller State, a refused Set Controller State and a
+ * Resume: QEMU started with -trace pci_nvme_lm_* logs each of them.
+ */
+static void test_trace(void)
+{
+    g_autofree char *log = NULL, *args = NULL, *text = NULL;
+    LmTest t;
+    LmCtrl *vf = &t.vf[0];
+    int fd;
+
+    fd = g_file_open_tmp("nvme-lm-trace-XXXXXX", &log, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    close(fd);
+    args = g_strdup_printf("-trace enable=pci_nvme_lm_* -D %s", log);
+
+    lm_start_args(&t, args);
+    g_assert_cmphex(suspend(&t, vf), ==, 0);
+    g_assert_cmphex(get_state(&t, vf, t.buf, HDR_LEN, 0, NULL), ==, 0);
+    /* one chunk shorter than the state header: refused at the commit */
+    g_assert_cmphex(SC(set_state(&t, vf, SEQ_ONLY, t.buf, 16, 0)), ==,
+                    SC_INVALID_FLD);
+    g_assert_cmphex(resume(&t, vf), ==, 0);
+    lm_end(&t);
+
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    unlink(log);
+    {
+        char *want[] = {
+            g_strdup_printf("pci_nvme_lm_suspend cntlid %u stype 1 dudmq 0,"
+                            " controller active", vf->cntlid),
+            g_strdup_printf("pci_nvme_lm_suspended cntlid %u suspended: 1 "
+                            "Suspend commands, completed 1", vf->cntlid),
+            g_strdup_printf("pci_nvme_lm_get_state cntlid %u offset 0 len %u",
+                            vf->cntlid, HDR_LEN),
+            g_strdup_printf("pci_nvme_lm_set_state cntlid %u seqind 3 "
+                            "offset 0 len 16", vf->cntlid),
+            g_strdup_printf("pci_nvme_lm_set_state_commit cntlid %u state of"
+                            " 16 bytes: status 0x4002", vf->cntlid),
+            g_strdup_printf("pci_nvme_lm_resume cntlid %u", vf->cntlid),
+        };
+
+        for (unsigned i = 0; i < G_N_ELEMENTS(want); i++) {
+            if (!strstr(text, want[i])) {
+                g_test_message("trace log:\n%s", text);
+                g_test_message("missing: %s", want[i]);
+                g_test_fail();
+            }
+            g_free(want[i]);
+        }
+    }
 }
 
 /*
@@ -1215,6 +1275,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/nvme-lm/identify", test_identify);
     qtest_add_func("/nvme-lm/suspend-resume", test_suspend_resume);
+    qtest_add_func("/nvme-lm/trace", test_trace);
     qtest_add_func("/nvme-lm/state-roundtrip", test_state_roundtrip);
     qtest_add_func("/nvme-lm/state-bounds", test_state_bounds);
     qtest_add_func("/nvme-lm/cdq", test_cdq);
