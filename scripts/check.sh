@@ -25,6 +25,13 @@ if [ "$MODE" = check-debug ]; then
 	RIG_TIMEOUT=${RIG_TIMEOUT:-5400}
 fi
 T0=$(date +%s)
+# One rig run per cache: two would rebuild the same QEMU and kernel trees
+# and overwrite each other's logs, console logs and results.  The lock is
+# held until this script and everything it started (the VMs) have exited.
+exec 9>"$CACHE/.rig.lock"
+if ! flock -n 9; then
+	die "another rig run (make check, check-debug, fuzz, demo, bench or shell) is using $CACHE; wait for it, or give this one its own cache with XDG_CACHE_HOME"
+fi
 msg "cache: $CACHE   mode: $MODE"
 
 if [ "$MODE" = check ]; then
