@@ -412,6 +412,7 @@ typedef struct NvmeLm {
     uint32_t fault_seen[NVME_LM_FAULT__MAX]; /* commands seen, per kind */
     uint32_t suspend_delay;     /* ms a Suspend is held at least (MMC) */
     uint32_t abort_suspend;     /* Abort ends a held Suspend (MMC) */
+    uint32_t hold_over_reset;   /* a target's CLR keeps the hold (MMC) */
     uint32_t ctrl_resets;       /* controller level resets seen */
 
     /* MMC (PF) side */
@@ -488,6 +489,10 @@ static const NvmeLmUintProp nvme_lm_uint_props[] = {
     { "lm-abort-suspend", "uint32", offsetof(NvmeLm, abort_suspend),
       1, 0, 1, true,
       "1: an Abort ends a Suspend still in progress, 0: Abort leaves it" },
+    { "lm-hold-over-reset", "uint32", offsetof(NvmeLm, hold_over_reset),
+      0, 0, 1, true,
+      "1: a controller level reset of the target does not end the hold of "
+      "lm-suspend-delay, 0: it does" },
     { "lm-ctrl-resets", "uint32", offsetof(NvmeLm, ctrl_resets),
       0, 0, UINT32_MAX, true,
       "controller level resets of this controller (statistics)" },
@@ -3585,6 +3590,7 @@ void nvme_lm_vf_disabled(NvmeCtrl *pf, unsigned vf_index)
 void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
 {
     NvmeLm *lm = n->lm;
+    NvmeCtrl *mmc;
 
     if (!lm || lm->in_commit) {
         return;
@@ -3639,7 +3645,14 @@ void nvme_lm_ctrl_reset(NvmeCtrl *n, NvmeResetType rst)
         lm->state = NVME_LM_ACTIVE;
         break;
     case NVME_LM_SUSPENDING:
-        nvme_lm_hold_end(lm);
+        /*
+         * lm-hold-over-reset: the Suspend completes when its hold ends,
+         * after the reset, and the target is then suspended again.
+         */
+        mmc = nvme_lm_mmc_of(n);
+        if (!mmc || !mmc->lm->hold_over_reset) {
+            nvme_lm_hold_end(lm);
+        }
         qemu_bh_schedule(lm->quiesce_bh);
         break;
     default:

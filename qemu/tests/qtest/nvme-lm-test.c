@@ -1113,6 +1113,65 @@ static void test_held_suspend_mmc_reset(void)
     lm_end(&t);
 }
 
+/*
+ * A Controller Level Reset of the target while its Suspend is held: by
+ * default the reset ends the hold and the Suspend completes at once (the
+ * target suspended again); with lm-hold-over-reset the Suspend completes
+ * only when the hold ends, and the target fetches nothing meanwhile.
+ * Either way a Resume sent after the Suspend's completion makes it run.
+ */
+static void test_hold_over_reset(void)
+{
+    LmTest t;
+    LmCtrl *vf = &t.vf[0];
+    NvmeCmd sus = {
+        .opcode = NVME_ADM_CMD_MIGRATION_SEND,
+    };
+    NvmeCmd id = {
+        .opcode = NVME_ADM_CMD_IDENTIFY,
+        .cdw10 = cpu_to_le32(NVME_ID_CNS_CTRL),
+    };
+
+    lm_start(&t);
+    sus.cdw11 = cpu_to_le32(STYPE_SUSPEND | vf->cntlid);
+    id.dptr.prp1 = cpu_to_le64(t.buf);
+    qom_set_uint(&t, "lm-suspend-delay", 20000);
+
+    submit(&t, &t.pf, &t.pf.aq, &sus);
+    g_assert_cmphex(reap_within(&t, &t.pf, &t.pf.aq, NULL, 100 * 1000), ==,
+                    SC_TIMEOUT);
+    ctrl_enable(&t, vf);        /* CC.EN 1 -> 0 -> 1: a CLR */
+    g_assert_cmphex(reap_within(&t, &t.pf, &t.pf.aq, NULL, POLL_US), ==, 0);
+    submit(&t, vf, &vf->aq, &id);
+    g_assert_cmphex(reap_within(&t, vf, &vf->aq, NULL, 100 * 1000), ==,
+                    SC_TIMEOUT);
+    g_assert_cmphex(resume(&t, vf), ==, 0);
+    g_assert_cmphex(reap_within(&t, vf, &vf->aq, NULL, POLL_US), ==, 0);
+
+    qom_set_uint(&t, "lm-hold-over-reset", 1);
+    submit(&t, &t.pf, &t.pf.aq, &sus);
+    g_assert_cmphex(reap_within(&t, &t.pf, &t.pf.aq, NULL, 100 * 1000), ==,
+                    SC_TIMEOUT);
+    ctrl_enable(&t, vf);
+    g_assert_cmphex(reap_within(&t, &t.pf, &t.pf.aq, NULL, 200 * 1000), ==,
+                    SC_TIMEOUT);
+    submit(&t, vf, &vf->aq, &id);
+    g_assert_cmphex(reap_within(&t, vf, &vf->aq, NULL, 100 * 1000), ==,
+                    SC_TIMEOUT);
+    qtest_clock_step(t.qts, 30 * NANOSECONDS_PER_SECOND);
+    g_assert_cmphex(reap_within(&t, &t.pf, &t.pf.aq, NULL, POLL_US), ==, 0);
+    g_assert_cmphex(reap_within(&t, vf, &vf->aq, NULL, 100 * 1000), ==,
+                    SC_TIMEOUT);
+    g_assert_cmphex(resume(&t, vf), ==, 0);
+    g_assert_cmphex(reap_within(&t, vf, &vf->aq, NULL, POLL_US), ==, 0);
+
+    qom_set_uint(&t, "lm-hold-over-reset", 0);
+    qom_set_uint(&t, "lm-suspend-delay", 0);
+    g_assert_cmphex(suspend(&t, vf), ==, 0);
+    g_assert_cmphex(resume(&t, vf), ==, 0);
+    lm_end(&t);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Set Controller State fuzzer                                             */
 /* ---------------------------------------------------------------------- */
@@ -1285,6 +1344,7 @@ int main(int argc, char **argv)
                    test_vf_disable_frees_tracking);
     qtest_add_func("/nvme-lm/held-suspend-mmc-reset",
                    test_held_suspend_mmc_reset);
+    qtest_add_func("/nvme-lm/hold-over-reset", test_hold_over_reset);
     qtest_add_func("/nvme-lm/set-state-fuzz", test_set_state_fuzz);
     return g_test_run();
 }
