@@ -961,15 +961,40 @@ static void nvmevf_failed_locked(struct nvmevf_pci_core_device *nvmevf,
  * and the PF may complete that Suspend after the reset.  The Resume is sent
  * from reset_work (reset_done runs under the core's memory_lock) or by the
  * next user of state_mutex that needs the device, whichever comes first.
+ *
+ * nvme-pci sends no command for the VF while an earlier one it gave up on
+ * (a timed out Suspend the controller did not abort) is still with the
+ * controller, and fails the Resume with -EBUSY after a timeout.  The Resume
+ * then stays pending and NVMEVF_LM_RESUME_WAIT set: the PF event that
+ * reports such a command's end (or the PF's return after a reset) queues
+ * reset_work, which sends it again (@again); the other users skip it rather
+ * than each wait a timeout.  The bit is set before the Resume is sent, so
+ * an event that comes while it is in flight is not lost.
  */
-static void nvmevf_flush_resume_locked(struct nvmevf_pci_core_device *nvmevf)
+static void nvmevf_flush_resume_locked(struct nvmevf_pci_core_device *nvmevf,
+				       bool again)
 {
+	struct pci_dev *pdev = nvmevf->core_device.pdev;
+	int ret;
+
 	lockdep_assert_held(&nvmevf->state_mutex);
 	if (!nvmevf->resume_pending || nvmevf->resetting)
 		return;
+	if (!again && test_bit(NVMEVF_LM_RESUME_WAIT, &nvmevf->lm_flags))
+		return;
+	if (nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING) {
+		set_bit(NVMEVF_LM_RESUME_WAIT, &nvmevf->lm_flags);
+		ret = nvme_pci_vf_resume(pdev);
+		if (ret == -EBUSY) {
+			nvmevf->stats.deferred_resumes++;
+			pci_info(pdev,
+				 "Resume after reset deferred: an earlier command is still with the controller\n");
+			return;
+		}
+		nvmevf_dirty_resumed_locked(nvmevf);
+	}
+	clear_bit(NVMEVF_LM_RESUME_WAIT, &nvmevf->lm_flags);
 	nvmevf->resume_pending = false;
-	if (nvmevf->mig_state == VFIO_DEVICE_STATE_RUNNING)
-		nvmevf_resume_quiet(nvmevf);
 	nvmevf_dirty_flush_stop_locked(nvmevf);
 }
 
@@ -1211,7 +1236,7 @@ static struct file *nvmevf_set_mig_state(struct vfio_device *vdev,
 
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return ERR_PTR(-EINTR);
-	nvmevf_flush_resume_locked(nvmevf);
+	nvmevf_flush_resume_locked(nvmevf, false);
 	/* only a reset leaves ERROR (the core WARNs on an arc from it) */
 	if (nvmevf->mig_state == VFIO_DEVICE_STATE_ERROR) {
 		res = ERR_PTR(-EINVAL);
@@ -1256,7 +1281,7 @@ static int nvmevf_get_mig_state(struct vfio_device *vdev,
 
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
-	nvmevf_flush_resume_locked(nvmevf);
+	nvmevf_flush_resume_locked(nvmevf, false);
 	*state = nvmevf->mig_state;
 	mutex_unlock(&nvmevf->state_mutex);
 	return 0;
@@ -1321,7 +1346,7 @@ static int nvmevf_get_data_size(struct vfio_device *vdev,
 		return -ENOMEM;
 	if (mutex_lock_killable(&nvmevf->state_mutex))
 		return -EINTR;
-	nvmevf_flush_resume_locked(nvmevf);
+	nvmevf_flush_resume_locked(nvmevf, false);
 	if (nvmevf->resetting)
 		ret = -EBUSY;
 	else
@@ -1373,7 +1398,7 @@ static void nvmevf_reset_work(struct work_struct *work)
 	/* a reset that began since: its reset_done queues this again */
 	if (nvmevf->resetting)
 		return;
-	nvmevf_flush_resume_locked(nvmevf);
+	nvmevf_flush_resume_locked(nvmevf, true);
 	nvmevf_dirty_flush_stop_locked(nvmevf);
 }
 
@@ -1382,17 +1407,31 @@ static void nvmevf_reset_work(struct work_struct *work)
  * @nvmevf: the device
  * @event: enum nvme_pci_pf_event
  *
- * Context: atomic, from the PF's reset worker: must not block, issue or wait
- * for PF commands, so it only flags the event (open files fail at once)
- * and queues the work that applies it.
+ * A reset of the PF fails a migration in progress (pf_work).  The PF's
+ * return, and the end of a VF command left to the controller, let a
+ * deferred Resume go (reset_work).
+ *
+ * Context: atomic, from the PF's reset worker or a command's completion:
+ * must not block, issue or wait for PF commands, so it only flags the
+ * event (open files fail at once) and queues the work that applies it.
  */
 void nvmevf_lm_pf_event(struct nvmevf_pci_core_device *nvmevf,
 			unsigned long event)
 {
-	if (!nvmevf->migratable || event == NVME_PCI_PF_LIVE)
+	if (!nvmevf->migratable)
 		return;
-	set_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags);
-	schedule_work(&nvmevf->pf_work);
+	switch (event) {
+	case NVME_PCI_PF_RESETTING:
+		set_bit(NVMEVF_LM_PF_EVENT, &nvmevf->lm_flags);
+		schedule_work(&nvmevf->pf_work);
+		break;
+	case NVME_PCI_PF_LIVE:
+	case NVME_PCI_PF_VF_CMD_ENDED:
+		/* a deferred Resume may go now */
+		if (test_bit(NVMEVF_LM_RESUME_WAIT, &nvmevf->lm_flags))
+			schedule_work(&nvmevf->reset_work);
+		break;
+	}
 }
 
 /**
@@ -1543,7 +1582,7 @@ void nvmevf_lm_open(struct nvmevf_pci_core_device *nvmevf)
 		return;
 	guard(mutex)(&nvmevf->state_mutex);
 	nvmevf_reset_locked(nvmevf);
-	nvmevf_flush_resume_locked(nvmevf);
+	nvmevf_flush_resume_locked(nvmevf, false);
 	nvmevf->is_open = true;
 }
 
@@ -1567,7 +1606,9 @@ void nvmevf_lm_close(struct nvmevf_pci_core_device *nvmevf)
 		nvmevf_resume_quiet(nvmevf);
 	nvmevf_dirty_reset_locked(nvmevf, true);
 	nvmevf_reset_locked(nvmevf);
-	nvmevf->resume_pending = false;
+	/* a deferred Resume is still sent when its wait ends */
+	if (!test_bit(NVMEVF_LM_RESUME_WAIT, &nvmevf->lm_flags))
+		nvmevf->resume_pending = false;
 	nvmevf->is_open = false;
 }
 
@@ -1648,6 +1689,8 @@ static int nvmevf_lm_stats_show(struct seq_file *m, void *unused)
 		seq_printf(m, "last_status: 0x%x\n", st->cmd.last_status);
 	seq_printf(m, "failed_arcs: %llu\nlast_error: %d\n",
 		   st->failed_arcs, st->last_error);
+	seq_printf(m, "deferred_resumes: %llu\nresume_pending: %d\n",
+		   st->deferred_resumes, nvmevf->resume_pending);
 	seq_printf(m, "bytes_saved: %lld\nbytes_precopy: %lld\n",
 		   atomic64_read(&st->bytes_saved),
 		   atomic64_read(&st->bytes_precopy));

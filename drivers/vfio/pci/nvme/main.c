@@ -79,9 +79,10 @@ static const struct vfio_device_ops nvmevf_pci_ops = {
 };
 
 /*
- * PF controller reset.  Called in atomic context from the PF's reset worker
- * (an atomic notifier chain): must not block, issue PF commands nor wait
- * for them.
+ * PF controller reset, or the end of a VF command left to the controller.
+ * Called in atomic context from the PF's reset worker or a completion (an
+ * atomic notifier chain): must not block, issue PF commands nor wait for
+ * them.
  */
 static int nvmevf_pf_event(struct notifier_block *nb, unsigned long event,
 			   void *data)
@@ -123,6 +124,8 @@ static void nvmevf_debugfs_init(struct nvmevf_pci_core_device *nvmevf)
 				&nvmevf->pf_events[NVME_PCI_PF_RESETTING]);
 	debugfs_create_atomic_t("pf_live", 0400, dir,
 				&nvmevf->pf_events[NVME_PCI_PF_LIVE]);
+	debugfs_create_atomic_t("pf_vf_cmd_ended", 0400, dir,
+				&nvmevf->pf_events[NVME_PCI_PF_VF_CMD_ENDED]);
 }
 #else
 static void nvmevf_debugfs_init(struct nvmevf_pci_core_device *nvmevf)

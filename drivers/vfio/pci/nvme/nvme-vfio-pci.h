@@ -83,6 +83,9 @@ enum nvmevf_phase {
  * @cmd: PF commands issued by the migration code (under state_mutex)
  * @failed_arcs: FSM arcs that failed (ERROR or not)
  * @last_error: errno of the last failed arc
+ * @deferred_resumes: Resumes after a reset that nvme-pci refused (-EBUSY:
+ *	an earlier command for the VF still with the controller), sent again
+ *	on the PF event that ends the wait
  * @duration_ns: last duration of each enum nvmevf_phase
  * @bytes_saved: bytes read from save files
  * @bytes_precopy: of these, bytes read before the end of the precopy data
@@ -95,6 +98,7 @@ struct nvmevf_lm_stats {
 	struct nvmevf_cmd_stats cmd;
 	u64 failed_arcs;
 	int last_error;
+	u64 deferred_resumes;
 	u64 duration_ns[NVMEVF_PH_NUM];
 	atomic64_t bytes_saved;
 	atomic64_t bytes_precopy;
@@ -173,6 +177,7 @@ struct nvmevf_dirty {
 
 /* bits of nvmevf_pci_core_device::lm_flags */
 #define NVMEVF_LM_PF_EVENT	0	/* PF reset/removal not yet handled */
+#define NVMEVF_LM_RESUME_WAIT	1	/* a Resume after reset waits for a PF event */
 
 /**
  * struct nvmevf_pci_core_device - one NVMe VF bound to the driver
@@ -205,7 +210,8 @@ struct nvmevf_dirty {
  *	(under @state_mutex)
  * @saving: the save file, in PRE_COPY(_P2P) and STOP_COPY
  * @resuming: the resume file, in RESUMING
- * @lm_flags: NVMEVF_LM_PF_EVENT, set from the PF notifier
+ * @lm_flags: NVMEVF_LM_PF_EVENT, set from the PF notifier;
+ *	NVMEVF_LM_RESUME_WAIT, under @state_mutex, read by the notifier
  * @pf_work: handles a PF event under @state_mutex
  * @reset_work: sends the Resume that follows a reset of the VF
  * @stats: migration statistics
@@ -218,7 +224,7 @@ struct nvmevf_pci_core_device {
 	bool has_scid;
 	struct notifier_block pf_nb;
 	bool has_pf_nb;
-	atomic_t pf_events[NVME_PCI_PF_LIVE + 1];
+	atomic_t pf_events[NVME_PCI_PF_VF_CMD_ENDED + 1];
 	u32 max_transfer;
 
 	bool migratable;
