@@ -1371,7 +1371,12 @@ static void suspend_timeout(struct __test_metadata *_metadata,
 		TH_LOG("DMA logging start, the Suspend in flight: %s after %ld ms",
 		       strerror(-ret), took);
 		EXPECT_EQ(-EBUSY, ret);
-		EXPECT_GE(took, 1000);
+		/*
+		 * It waited the timeout, not sent at once (2 ms): a wait
+		 * counted in jiffies can end up to a tick early (994 ms
+		 * measured on the debug kernel), hence 900.
+		 */
+		EXPECT_GE(took, 900);
 		EXPECT_LT(took, HOLD_MS / 2);
 	}
 
